@@ -1,0 +1,3 @@
+from speech_assets.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""`python -m speech_assets <command>` (also installed as `speech-assets`).
+
+    demo                     the demo cycle on the embedded defaults
+    simulate / import-corpus make landing batches (see `speech_assets.audio.cli`)
+    store log|ls|branches|quarantine   look inside the versioned store
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+
+
+def _store_main(argv: list[str]) -> int:
+    from speech_assets.defs.storage.resources import version_store_from_env
+
+    parser = argparse.ArgumentParser(prog="speech_assets store")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_log = sub.add_parser("log", help="commits reachable from a ref, newest first")
+    p_log.add_argument("ref", nargs="?", default="main")
+    p_log.add_argument("-n", type=int, default=20)
+    p_ls = sub.add_parser("ls", help="objects at a ref")
+    p_ls.add_argument("ref", nargs="?", default="main")
+    p_ls.add_argument("prefix", nargs="?", default="")
+    sub.add_parser("branches", help="branches and their heads")
+    p_q = sub.add_parser("quarantine", help="rejected files of a batch and why")
+    p_q.add_argument("batch_id")
+    p_q.add_argument("--ref", default="main")
+    args = parser.parse_args(argv)
+
+    resource = version_store_from_env()
+    store, repo = resource.open(), resource.repository
+    if args.cmd == "log":
+        for c in store.log(repo, args.ref, limit=args.n):
+            meta = " ".join(f"{k}={v}" for k, v in sorted(c.metadata.items()) if k in ("batch_id", "accepted", "rejected", "run_id"))
+            print(f"{c.id[:12]}  {c.message}  {meta}")
+    elif args.cmd == "ls":
+        for obj in store.list_objects(repo, args.ref, args.prefix):
+            print(f"{obj.size_bytes:>10}  {obj.checksum[:12]}  {obj.path}")
+    elif args.cmd == "branches":
+        for name, head in sorted(store.list_branches(repo).items()):
+            print(f"{head[:12]}  {name}")
+    elif args.cmd == "quarantine":
+        import pyarrow.parquet as pq
+
+        from speech_assets.intake.batch import rejections_path
+
+        table = pq.read_table(io.BytesIO(store.get_object(repo, args.ref, rejections_path(args.batch_id))))
+        for row in table.to_pylist():
+            print(f"#{row['index']:<5} {row['reason']:<28} {row['source_ref']}  — {row['detail']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "demo":
+        from speech_assets.demo import main as demo_main
+
+        return demo_main(rest)
+    if cmd in ("simulate", "import-corpus"):
+        from speech_assets.audio.cli import main as audio_main
+
+        return audio_main([cmd, *rest])
+    if cmd == "store":
+        return _store_main(rest)
+    print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
+    return 2

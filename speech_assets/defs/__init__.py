@@ -1,0 +1,1 @@
+"""The Dagster layer, one folder per domain (loaded by `speech_assets.definitions`)."""

@@ -1,0 +1,159 @@
+"""Intake assets: `raw_audio[batch]` (write-audit-publish into the versioned store) and `audio_manifest`."""
+
+
+import dagster as dg
+
+from speech_assets.audio.validate import ValidationPolicy
+from speech_assets.defs.intake.checks import BATCH_CONTRACT_CHECK, batch_contract_spec
+from speech_assets.defs.intake.partitions import intake_batches
+from speech_assets.defs.intake.resources import LandingZoneResource
+from speech_assets.defs.storage.resources import VersionStoreResource
+from speech_assets.intake.batch import audit_batch, metadata_path, publish_batch, stage_batch
+from speech_assets.intake.manifest import MANIFEST_PATH, publish_manifest
+
+OWNERS = ["team:speech-data"]
+
+
+class RawAudioConfig(dg.Config):
+    """Validation policy for a batch (defaults match `ValidationPolicy`)."""
+
+    min_duration_s: float = 0.3
+    max_duration_s: float = 30.0
+    min_sample_rate: int = 8000
+    max_clipped_fraction: float = 0.01
+    silence_dbfs: float = -50.0
+    downmix: bool = False
+    workers: int = 2
+
+    def policy(self) -> ValidationPolicy:
+        return ValidationPolicy(
+            min_duration_s=self.min_duration_s,
+            max_duration_s=self.max_duration_s,
+            min_sample_rate=self.min_sample_rate,
+            max_clipped_fraction=self.max_clipped_fraction,
+            silence_dbfs=self.silence_dbfs,
+            downmix=self.downmix,
+        )
+
+
+@dg.asset(
+    partitions_def=intake_batches,
+    group_name="intake",
+    owners=OWNERS,
+    tags={"layer": "bronze", "domain": "intake"},
+    kinds={"python", "parquet"},
+    code_version="1",
+    check_specs=[batch_contract_spec],
+    description=(
+        "One landing batch, validated (decode, sample rate → 16 kHz, duration, clipping, silence, channels), "
+        "PII-redacted and written on its own branch; rejected files quarantined with their reason. Merged into "
+        "main only if the batch data contract passes."
+    ),
+)
+def raw_audio(
+    context: dg.AssetExecutionContext,
+    config: RawAudioConfig,
+    store: VersionStoreResource,
+    landing: LandingZoneResource,
+) -> dg.MaterializeResult:
+    batch = landing.batch(context.partition_key)
+    vs = store.open()
+    policy = config.policy()
+    context.log.info(f"ingesting {batch.path} into {store.describe()}")
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 100 == 0:
+            context.log.info(f"validated {done}/{total} files")
+
+    staged = stage_batch(
+        vs, store.repository, batch, run_id=context.run.run_id, policy=policy, workers=config.workers, progress=progress
+    )
+    contract = audit_batch(vs, store.repository, staged, policy)
+    published = publish_batch(vs, store.repository, staged, contract, context.run.run_id) if contract.passed else None
+    if published is None:
+        context.log.error(
+            f"batch {staged.batch_id} failed its data contract; left on branch {staged.branch}, main untouched"
+        )
+
+    files = staged.accepted + staged.rejected
+    metadata = {
+        "batch_id": staged.batch_id,
+        "content_hash": staged.content_hash,
+        "published": published is not None,
+        "commit_in": dg.MetadataValue.text(staged.base_commit),
+        "branch": staged.branch,
+        "branch_commit": dg.MetadataValue.text(staged.commit_id),
+        "commit_out": dg.MetadataValue.text(published or ""),
+        "dagster/uri": dg.MetadataValue.path(
+            store.uri(published or staged.commit_id, metadata_path(staged.batch_id))
+        ),
+        "files": files,
+        "accepted": staged.accepted,
+        "rejected": staged.rejected,
+        "redacted_utterances": staged.redacted_utterances,
+        "redactions": dg.MetadataValue.json(staged.redactions),
+        "audio_hours": round(staged.audio_seconds / 3600.0, 4),
+        "audio_seconds": round(staged.audio_seconds, 2),
+        "files_per_second": round(files / staged.elapsed_s, 2) if staged.elapsed_s else 0.0,
+        "audio_seconds_per_second": round(staged.audio_seconds / staged.elapsed_s, 2) if staged.elapsed_s else 0.0,
+        "metadata_sha256": staged.metadata_sha256,
+        "rejection_reasons": dg.MetadataValue.md(staged.rejection_markdown()),
+    }
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=BATCH_CONTRACT_CHECK,
+                passed=contract.passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "checks": len(contract.checks),
+                    "failed": len(contract.failed_checks),
+                    "verified_commit": dg.MetadataValue.text(staged.commit_id),
+                    "report": dg.MetadataValue.md(contract.markdown()),
+                },
+            )
+        ],
+    )
+
+
+@dg.asset(
+    deps=[raw_audio],
+    group_name="intake",
+    owners=OWNERS,
+    tags={"layer": "silver", "domain": "intake"},
+    kinds={"python", "parquet"},
+    code_version="1",
+    automation_condition=dg.AutomationCondition.eager(),
+    description=(
+        "The published corpus at a main commit: every batch's metadata with speaker-disjoint train/dev/test "
+        "splits (hash of speaker, stable across batches) and subgroup columns (accent, channel, SNR band, "
+        "duration band)."
+    ),
+)
+def audio_manifest(context: dg.AssetExecutionContext, store: VersionStoreResource) -> dg.MaterializeResult:
+    vs = store.open()
+    published = publish_manifest(vs, store.repository, context.run.run_id)
+    s = published.summary
+    split_rows = ["| split | utterances | speakers | hours |", "|---|---:|---:|---:|"]
+    for split, v in s.by_split.items():
+        split_rows.append(f"| {split} | {int(v['utterances'])} | {int(v['speakers'])} | {v['hours']:.3f} |")
+    group_rows = ["| column | value | utterances |", "|---|---|---:|"]
+    for col, counts in s.subgroups.items():
+        for value, n in counts.items():
+            group_rows.append(f"| {col} | {value} | {n} |")
+    metadata = {
+        "commit_in": dg.MetadataValue.text(published.read_commit),
+        "commit_out": dg.MetadataValue.text(published.commit_id),
+        "dagster/uri": dg.MetadataValue.path(store.uri(published.commit_id, MANIFEST_PATH)),
+        "changed": published.changed,
+        "utterances": s.rows,
+        "speakers": s.speakers,
+        "total_hours": round(s.hours, 4),
+        "dagster/row_count": s.rows,
+        "splits": dg.MetadataValue.md("\n".join(split_rows)),
+        "subgroups": dg.MetadataValue.md("\n".join(group_rows)),
+    }
+    for split in ("train", "dev", "test"):
+        metadata[f"{split}_utterances"] = int(s.by_split.get(split, {}).get("utterances", 0))
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,0 +1,226 @@
+"""The demo cycle on the embedded defaults (what `make demo` runs).
+
+1. Simulate a few days of speech traffic (espeak-ng voices as accents, sox channels) as landing batches;
+   one batch also carries broken uploads so quarantine has something to show.
+2. Start the real Dagster daemon: the intake sensor sees each batch, adds a partition and runs `raw_audio`
+   (write-audit-publish into the local store); declarative automation then rebuilds `audio_manifest`.
+3. Wait for every batch to be published, print what landed where, and how to open the Dagster UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from speech_assets.settings import DEFAULT_REPOSITORY, PROJECT_ROOT, data_home, landing_dir, local_store_dir
+
+DEMO_DAYS = [
+    # name, seed, accents, channels
+    ("day-01", 101, "us,gb,rp,scottish", "clean:0.8,noisy:0.2"),
+    ("day-02", 102, "us,gb,rp,scottish", "clean:0.7,noisy:0.2,reverb:0.1"),
+    ("day-03", 103, "us,gb,rp,scottish", "clean:0.8,noisy:0.2"),
+]
+
+
+def _log(msg: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def add_broken_uploads(batch_dir: Path) -> int:
+    """Append rows a real user upload could contain: each must be quarantined with its reason."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    bad = batch_dir / "audio"
+    (bad / "zero.wav").write_bytes(b"")
+    good = sorted(bad.glob("*.wav"))[0].read_bytes()
+    (bad / "truncated.wav").write_bytes(good[: len(good) // 2])
+    (bad / "notaudio.wav").write_bytes(b"%PDF-1.4 this is not audio\n" * 20)
+    t = np.arange(int(0.2 * 16000)) / 16000
+    sf.write(bad / "stereo.wav", np.stack([np.sin(2e3 * t), np.sin(3e3 * t)], axis=1) * 0.3, 16000)
+    rows = [
+        {"audio_filepath": "audio/zero.wav", "text": "an empty upload", "speaker": "upload-1"},
+        {"audio_filepath": "audio/truncated.wav", "text": "a truncated upload", "speaker": "upload-1"},
+        {"audio_filepath": "audio/notaudio.wav", "text": "not audio at all", "speaker": "upload-1"},
+        {"audio_filepath": "audio/stereo.wav", "text": "a stereo upload", "speaker": "upload-1"},
+        {"audio_filepath": "../../etc/passwd", "text": "a path that climbs out", "speaker": "upload-1"},
+        {"audio_filepath": "audio/missing.wav", "text": "a file that is not there", "speaker": "upload-1"},
+    ]
+    with open(batch_dir / "manifest.jsonl", "ab") as f:
+        for row in rows:
+            f.write((json.dumps(row) + "\n").encode())
+        f.write(b'{"audio_filepath": "audio/zero.wav", "text": "caf\xe9 latin-1 bytes"}\n')
+    return len(rows) + 1
+
+
+def generate_landing(utterances: int, workers: int) -> list[str]:
+    from speech_assets.audio.simulate import SimulationConfig, generate_batch
+
+    landing = landing_dir()
+    landing.mkdir(parents=True, exist_ok=True)
+    staging = data_home() / "generated"
+    names = []
+    for i, (name, seed, accents, channels) in enumerate(DEMO_DAYS):
+        names.append(name)
+        if (landing / name / "_READY").exists():
+            _log(f"{name}: already in the landing zone")
+            continue
+        out = staging / name
+        shutil.rmtree(out, ignore_errors=True)
+        t0 = time.perf_counter()
+        config = SimulationConfig(
+            n_utterances=utterances,
+            seed=seed,
+            speaker_seed=1,  # the same speaker population every day
+            accents=accents.split(","),
+            channels={k: float(v) for k, v in (c.split(":") for c in channels.split(","))},
+            workers=workers,
+        )
+        generate_batch(out, config)
+        extra = add_broken_uploads(out) if i == 1 else 0
+        _log(f"{name}: simulated {utterances} utterances in {time.perf_counter() - t0:.1f}s" + (f" (+{extra} broken uploads)" if extra else ""))
+        # A rename is atomic: the sensor never sees a half-copied batch.
+        shutil.rmtree(landing / name, ignore_errors=True)
+        os.replace(out, landing / name)
+    return names
+
+
+def _latest(instance, key: str, partition: str | None = None):
+    import dagster as dg
+
+    flt = dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition] if partition else None)
+    records = instance.fetch_materializations(flt, limit=1).records
+    return records[0] if records else None
+
+
+def _meta(record, name: str):
+    entry = record.asset_materialization.metadata.get(name)
+    return None if entry is None else entry.value
+
+
+def wait_for_intake(batch_ids: list[str], expected_hashes: dict[str, str], timeout_s: float) -> dict:
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    deadline = time.time() + timeout_s
+    last_report = ""
+    while time.time() < deadline:
+        done = {}
+        for b in batch_ids:
+            rec = _latest(instance, "raw_audio", b)
+            if rec is not None and _meta(rec, "content_hash") == expected_hashes[b]:
+                done[b] = rec
+        manifest = _latest(instance, "audio_manifest")
+        manifest_fresh = manifest is not None and all(manifest.storage_id > r.storage_id for r in done.values())
+        failed = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=5)
+        recent_failures = [r for r in failed if r.create_timestamp.timestamp() > deadline - timeout_s]
+        report = f"batches ingested {len(done)}/{len(batch_ids)}; manifest {'up to date' if manifest_fresh and len(done) == len(batch_ids) else 'pending'}"
+        if report != last_report:
+            _log(report)
+            last_report = report
+        if recent_failures:
+            for r in recent_failures:
+                _log(f"run {r.dagster_run.run_id} FAILED (job {r.dagster_run.job_name}); see the Dagster UI")
+            raise SystemExit(1)
+        if len(done) == len(batch_ids) and manifest_fresh:
+            return {"batches": done, "manifest": manifest}
+        time.sleep(3)
+    raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for intake; daemon log: {_daemon_log()}")
+
+
+def _daemon_log() -> Path:
+    return Path(os.environ["DAGSTER_HOME"]) / "logs" / "daemon.log"
+
+
+def start_daemon() -> subprocess.Popen:
+    log = _daemon_log()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    _log(f"starting dagster-daemon (log: {log})")
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(PROJECT_ROOT / "workspace.yaml")],
+        cwd=PROJECT_ROOT,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def print_summary(result: dict) -> None:
+    print()
+    print("| batch | accepted | quarantined | redacted | audio h | published commit |")
+    print("|---|---:|---:|---:|---:|---|")
+    for b, rec in sorted(result["batches"].items()):
+        print(
+            f"| {b} | {_meta(rec, 'accepted')} | {_meta(rec, 'rejected')} | {_meta(rec, 'redacted_utterances')} "
+            f"| {_meta(rec, 'audio_hours'):.3f} | {(_meta(rec, 'commit_out') or '')[:12]} |"
+        )
+    m = result["manifest"]
+    print()
+    print(
+        f"audio_manifest: {_meta(m, 'utterances')} utterances, {_meta(m, 'speakers')} speakers, "
+        f"{_meta(m, 'total_hours'):.3f} h; train/dev/test = {_meta(m, 'train_utterances')}/"
+        f"{_meta(m, 'dev_utterances')}/{_meta(m, 'test_utterances')}; main @ {(_meta(m, 'commit_out') or '')[:12]}"
+    )
+    home = os.environ["DAGSTER_HOME"]
+    print(
+        f"""
+Where things are:
+  landing zone      {landing_dir()}
+  local store       {local_store_dir()}  (repository '{DEFAULT_REPOSITORY}', branch main)
+  Dagster home      {home}
+Inspect the store:  .venv/bin/python -m speech_assets store log
+                    .venv/bin/python -m speech_assets store ls main metadata/
+Open the Dagster UI (assets, metadata, the intake sensor):
+  make ui           # = DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+                    # then browse http://127.0.0.1:3000
+"""
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="speech_assets demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--utterances", type=int, default=150, help="utterances per simulated batch")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    if not (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").exists():
+        shutil.copy(PROJECT_ROOT / "dagster.yaml", Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml")
+
+    from speech_assets.intake.landing import scan_landing
+
+    started = time.perf_counter()
+    names = generate_landing(args.utterances, args.workers)
+    batches = {b.batch_id: b for b in scan_landing(landing_dir()) if b.path.name in names}
+    hashes = {bid: b.content_hash() for bid, b in batches.items()}
+    daemon = start_daemon()
+    try:
+        result = wait_for_intake(sorted(batches), hashes, args.timeout)
+    finally:
+        stop(daemon)
+    print_summary(result)
+    _log(f"demo finished in {time.perf_counter() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,431 @@
+"""Write-audit-publish intake of one landing batch into the versioned store.
+
+    stage_batch      branch `ingest-<batch>-<hash>` from main; validate, sanitize and write every row;
+                     quarantine what is rejected (with its reason); commit with metadata.
+    audit            the soda data contract on the batch's metadata table, read back from that commit.
+    publish_batch    merge the branch into main, only after the audit passed.
+
+A crash anywhere before the merge leaves `main` exactly as it was: the half-written branch is thrown away
+and rebuilt by the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from speech_assets.audio.corpora import LandingEntry, read_entries
+from speech_assets.audio.pii import sanitize_transcript
+from speech_assets.audio.validate import AudioRejected, ValidatedAudio, ValidationPolicy, safe_member_path, validate_audio
+from speech_assets.intake.contract import ContractResult, verify_batch_contract
+from speech_assets.intake.landing import LandingBatch
+from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
+
+METADATA_PREFIX = "metadata"
+AUDIO_PREFIX = "audio"
+QUARANTINE_PREFIX = "quarantine"
+
+METADATA_SCHEMA = pa.schema(
+    [
+        ("utt_id", pa.string()),
+        ("batch_id", pa.string()),
+        ("audio_path", pa.string()),
+        ("sha256", pa.string()),
+        ("duration_s", pa.float64()),
+        ("sample_rate", pa.int32()),
+        ("channels", pa.int32()),
+        ("text", pa.string()),
+        ("redactions", pa.int32()),
+        ("redaction_kinds", pa.string()),
+        ("speaker", pa.string()),
+        ("accent", pa.string()),
+        ("channel", pa.string()),
+        ("snr_db", pa.float64()),
+        ("rate_wpm", pa.float64()),
+        ("est_snr_db", pa.float64()),
+        ("rms_dbfs", pa.float64()),
+        ("clipped_fraction", pa.float64()),
+        ("original_sample_rate", pa.int32()),
+        ("original_format", pa.string()),
+        ("original_channels", pa.int32()),
+        ("resampled", pa.bool_()),
+        ("source_ref", pa.string()),
+        ("source_layout", pa.string()),
+    ]
+)
+
+REJECTION_SCHEMA = pa.schema(
+    [
+        ("batch_id", pa.string()),
+        ("index", pa.int32()),
+        ("source_ref", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("quarantine_path", pa.string()),  # where the rejected bytes were kept (empty if there were none to keep)
+        ("source_sha256", pa.string()),
+        ("raw_record_sha256", pa.string()),
+        ("text_sanitized", pa.string()),  # the row's transcript after PII redaction, for a person to fix it
+    ]
+)
+
+
+def metadata_path(batch_id: str) -> str:
+    return f"{METADATA_PREFIX}/{batch_id}.parquet"
+
+
+def rejections_path(batch_id: str) -> str:
+    return f"{QUARANTINE_PREFIX}/{batch_id}/rejections.parquet"
+
+
+def branch_for(batch_id: str, content_hash: str) -> str:
+    return f"ingest-{batch_id}-{content_hash[:12]}"
+
+
+@dataclass
+class StagedBatch:
+    batch_id: str
+    content_hash: str
+    branch: str
+    base_commit: str
+    commit_id: str
+    accepted: int
+    rejected: int
+    redacted_utterances: int
+    redactions: dict[str, int]
+    rejection_reasons: dict[str, int]
+    audio_seconds: float
+    source_bytes: int
+    metadata_sha256: str
+    elapsed_s: float
+    rejection_examples: dict[str, str] = field(default_factory=dict)
+
+    def rejection_markdown(self) -> str:
+        if not self.rejection_reasons:
+            return "No file was rejected."
+        rows = ["| reason | files | example |", "|---|---:|---|"]
+        for reason, n in sorted(self.rejection_reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+            example = self.rejection_examples.get(reason, "").replace("|", "\\|")
+            rows.append(f"| `{reason}` | {n} | {example} |")
+        return "\n".join(rows)
+
+
+@dataclass
+class IngestResult:
+    staged: StagedBatch
+    contract: ContractResult
+    published_commit: str | None  # the main commit holding this batch, None if the contract kept it out
+
+    @property
+    def published(self) -> bool:
+        return self.published_commit is not None
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    # No statistics timestamps or writer ids that vary run to run: equal tables give equal bytes.
+    pq.write_table(table, sink, compression="zstd", write_statistics=True)
+    return sink.getvalue()
+
+
+def _utt_id(batch_id: str, index: int) -> str:
+    return f"{batch_id}-{index:06d}"
+
+
+def _safe_name(ref: str | None) -> str:
+    base = os.path.basename(ref or "") or "record"
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in base)[:80].lstrip(".")
+    return cleaned or "record"
+
+
+def _as_float(v) -> float | None:
+    try:
+        return None if v is None or v == "" else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_str(v) -> str | None:
+    return None if v is None or v == "" else str(v)
+
+
+def _best_effort_audio_ref(raw: bytes) -> str | None:
+    """The audio path of a row that failed to decode (e.g. Latin-1 in its transcript), if still legible."""
+    try:
+        row = json.loads(raw.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError):
+        return None
+    ref = row.get("audio_filepath") if isinstance(row, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
+@dataclass
+class _RowOutcome:
+    index: int
+    entry: LandingEntry
+    audio: ValidatedAudio | None = None
+    source_bytes: bytes | None = None
+    reason: str | None = None
+    detail: str = ""
+
+
+def _examine(batch_dir: Path, entry: LandingEntry, policy: ValidationPolicy) -> _RowOutcome:
+    """Decide one row. Never raises for bad input: every problem becomes a reason code."""
+    out = _RowOutcome(entry.index, entry)
+    if entry.error:
+        out.reason, out.detail = entry.error, entry.error_detail or entry.error
+        # The audio may still be perfectly readable: keep it in quarantine beside the broken row.
+        ref = entry.audio_ref or _best_effort_audio_ref(entry.raw)
+        if ref:
+            try:
+                out.source_bytes = safe_member_path(batch_dir, ref).read_bytes()
+            except (AudioRejected, OSError):
+                pass
+        return out
+    if not entry.audio_ref:
+        out.reason, out.detail = "manifest_missing_field:audio_filepath", "row names no audio file"
+        return out
+    try:
+        path = safe_member_path(batch_dir, entry.audio_ref)
+        out.source_bytes = path.read_bytes()
+        out.audio = validate_audio(out.source_bytes, policy)
+    except AudioRejected as rej:
+        out.reason, out.detail = rej.reason, rej.detail
+    except OSError as exc:
+        out.reason, out.detail = "unreadable", f"{type(exc).__name__}: {exc}"
+    if out.reason is None and (entry.text is None or not entry.text.strip()):
+        out.reason, out.detail, out.audio = "manifest_missing_field:text", "row has an empty transcript", None
+    return out
+
+
+def stage_batch(
+    store: VersionStore,
+    repo: str,
+    batch: LandingBatch,
+    *,
+    run_id: str,
+    policy: ValidationPolicy | None = None,
+    content_hash: str | None = None,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+    committer: str = "speech_assets/intake",
+) -> StagedBatch:
+    """Validate and write one batch to its own branch and commit it there. `main` is not touched."""
+    policy = policy or ValidationPolicy()
+    started = time.perf_counter()
+    content_hash = content_hash or batch.content_hash()
+    batch_id = batch.batch_id
+    branch = branch_for(batch_id, content_hash)
+
+    base_commit = store.resolve(repo, DEFAULT_BRANCH)
+    # A branch left by a crashed run holds an unknown half-state: start over from main.
+    if branch in store.list_branches(repo):
+        store.delete_branch(repo, branch)
+    store.create_branch(repo, branch, DEFAULT_BRANCH)
+
+    # A changed batch replaces its previous version wholesale: drop what main holds for this batch id.
+    for prefix in (f"{AUDIO_PREFIX}/{batch_id}/", f"{QUARANTINE_PREFIX}/{batch_id}/"):
+        for obj in store.list_objects(repo, branch, prefix):
+            store.delete_object(repo, branch, obj.path)
+    try:
+        store.stat_object(repo, branch, metadata_path(batch_id))
+        store.delete_object(repo, branch, metadata_path(batch_id))
+    except NotFoundError:
+        pass
+
+    entries = read_entries(batch.path)
+    rows: list[dict] = []
+    rejections: list[dict] = []
+    reasons: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    redactions: Counter[str] = Counter()
+    redacted_utts = 0
+    audio_seconds = 0.0
+    source_bytes = 0
+    done = 0
+
+    # Decoding and resampling release the GIL (libsndfile, torch), so threads overlap the work.
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for outcome in pool.map(lambda e: _examine(batch.path, e, policy), entries):
+            entry = outcome.entry
+            source_bytes += len(outcome.source_bytes or b"")
+            clean = sanitize_transcript(entry.text) if entry.text else None
+            if outcome.reason is None and outcome.audio is not None:
+                audio = outcome.audio
+                utt_id = _utt_id(batch_id, entry.index)
+                audio_path = f"{AUDIO_PREFIX}/{batch_id}/{utt_id}.wav"
+                store.put_object(repo, branch, audio_path, audio.wav_bytes, content_type="audio/wav")
+                kinds = {k: v for k, v in clean.counts.items() if v}
+                redactions.update(kinds)
+                redacted_utts += bool(kinds)
+                audio_seconds += audio.duration_s
+                f = entry.fields
+                rows.append(
+                    {
+                        "utt_id": utt_id,
+                        "batch_id": batch_id,
+                        "audio_path": audio_path,
+                        "sha256": audio.sha256,
+                        "duration_s": float(audio.duration_s),
+                        "sample_rate": int(audio.sample_rate),
+                        "channels": 1,
+                        "text": clean.text,
+                        "redactions": int(sum(kinds.values())),
+                        "redaction_kinds": ",".join(sorted(kinds)),
+                        "speaker": _as_str(f.get("speaker")),
+                        "accent": _as_str(f.get("accent")),
+                        "channel": _as_str(f.get("channel")),
+                        "snr_db": _as_float(f.get("snr_db")),
+                        "rate_wpm": _as_float(f.get("rate_wpm")),
+                        "est_snr_db": float(audio.stats.estimated_snr_db),
+                        "rms_dbfs": float(audio.stats.rms_dbfs),
+                        "clipped_fraction": float(audio.stats.clipped_fraction),
+                        "original_sample_rate": int(audio.original_sample_rate),
+                        "original_format": f"{audio.original_container}/{audio.original_subtype}",
+                        "original_channels": int(audio.original_channels),
+                        "resampled": bool(audio.resampled),
+                        "source_ref": entry.audio_ref,
+                        "source_layout": _as_str(f.get("source_layout")),
+                    }
+                )
+            else:
+                reason = outcome.reason or "rejected"
+                reasons[reason] += 1
+                examples.setdefault(reason, f"{_safe_name(entry.audio_ref)}: {outcome.detail}"[:160])
+                qpath = ""
+                if outcome.source_bytes:
+                    qpath = f"{QUARANTINE_PREFIX}/{batch_id}/files/{entry.index:06d}_{_safe_name(entry.audio_ref)}"
+                    store.put_object(repo, branch, qpath, outcome.source_bytes)
+                if entry.error and entry.raw:
+                    # A row we could not parse cannot be sanitized or re-typed: keep its bytes verbatim.
+                    store.put_object(
+                        repo, branch, f"{QUARANTINE_PREFIX}/{batch_id}/records/{entry.index:06d}.raw", entry.raw
+                    )
+                rejections.append(
+                    {
+                        "batch_id": batch_id,
+                        "index": entry.index,
+                        # repr keeps hostile names (../, control bytes) visible but inert.
+                        "source_ref": repr(entry.audio_ref or _best_effort_audio_ref(entry.raw) or ""),
+                        "reason": reason,
+                        "detail": outcome.detail,
+                        "quarantine_path": qpath,
+                        "source_sha256": hashlib.sha256(outcome.source_bytes).hexdigest() if outcome.source_bytes else "",
+                        "raw_record_sha256": hashlib.sha256(entry.raw).hexdigest() if entry.raw else "",
+                        "text_sanitized": clean.text if clean else "",
+                    }
+                )
+            done += 1
+            if progress:
+                progress(done, len(entries))
+
+    metadata = pa.Table.from_pylist(rows, schema=METADATA_SCHEMA)
+    metadata_bytes = _parquet_bytes(metadata)
+    store.put_object(repo, branch, metadata_path(batch_id), metadata_bytes, content_type="application/parquet")
+    if rejections:
+        store.put_object(
+            repo,
+            branch,
+            rejections_path(batch_id),
+            _parquet_bytes(pa.Table.from_pylist(rejections, schema=REJECTION_SCHEMA)),
+            content_type="application/parquet",
+        )
+    metadata_sha = hashlib.sha256(metadata_bytes).hexdigest()
+    commit_id = store.commit(
+        repo,
+        branch,
+        message=f"intake: batch {batch_id} ({len(rows)} accepted, {len(rejections)} quarantined)",
+        metadata={
+            "batch_id": batch_id,
+            "run_id": run_id,
+            "content_hash": content_hash,
+            "base_commit": base_commit,
+            "accepted": str(len(rows)),
+            "rejected": str(len(rejections)),
+            "redacted_utterances": str(redacted_utts),
+            "audio_seconds": f"{audio_seconds:.3f}",
+            "metadata_sha256": metadata_sha,
+            "rejection_reasons": json.dumps(dict(sorted(reasons.items()))),
+        },
+        committer=committer,
+        allow_empty=True,
+    )
+    return StagedBatch(
+        batch_id=batch_id,
+        content_hash=content_hash,
+        branch=branch,
+        base_commit=base_commit,
+        commit_id=commit_id,
+        accepted=len(rows),
+        rejected=len(rejections),
+        redacted_utterances=redacted_utts,
+        redactions=dict(sorted(redactions.items())),
+        rejection_reasons=dict(sorted(reasons.items())),
+        audio_seconds=audio_seconds,
+        source_bytes=source_bytes,
+        metadata_sha256=metadata_sha,
+        elapsed_s=time.perf_counter() - started,
+        rejection_examples=examples,
+    )
+
+
+def audit_batch(store: VersionStore, repo: str, staged: StagedBatch, policy: ValidationPolicy | None = None) -> ContractResult:
+    """The data contract, run on the metadata table exactly as committed on the batch branch."""
+    policy = policy or ValidationPolicy()
+    data = store.get_object(repo, staged.commit_id, metadata_path(staged.batch_id))
+    table = pq.read_table(io.BytesIO(data))
+    return verify_batch_contract(
+        table,
+        min_duration_s=policy.min_duration_s,
+        max_duration_s=policy.max_duration_s,
+        max_clipped_fraction=policy.max_clipped_fraction,
+    )
+
+
+def publish_batch(store: VersionStore, repo: str, staged: StagedBatch, contract: ContractResult, run_id: str) -> str:
+    """Merge an audited batch into main. Refuses a batch whose contract failed."""
+    if not contract.passed:
+        raise ValueError(f"batch {staged.batch_id} failed its data contract; it must not be published")
+    merged = store.merge(
+        repo,
+        staged.commit_id,
+        DEFAULT_BRANCH,
+        message=f"publish batch {staged.batch_id}",
+        metadata={
+            "batch_id": staged.batch_id,
+            "run_id": run_id,
+            "content_hash": staged.content_hash,
+            "source_commit": staged.commit_id,
+            "contract": "passed",
+        },
+    )
+    # The branch has served its purpose; its commit stays reachable from main's history.
+    store.delete_branch(repo, staged.branch)
+    return merged
+
+
+def ingest_batch(
+    store: VersionStore,
+    repo: str,
+    batch: LandingBatch,
+    *,
+    run_id: str,
+    policy: ValidationPolicy | None = None,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestResult:
+    """stage → audit → publish. A failed contract leaves the branch for inspection and main untouched."""
+    staged = stage_batch(store, repo, batch, run_id=run_id, policy=policy, workers=workers, progress=progress)
+    contract = audit_batch(store, repo, staged, policy)
+    published = publish_batch(store, repo, staged, contract, run_id) if contract.passed else None
+    return IngestResult(staged=staged, contract=contract, published_commit=published)
