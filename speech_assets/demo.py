@@ -137,7 +137,8 @@ def wait_for_intake(batch_ids: list[str], expected_hashes: dict[str, str], timeo
 
 
 def _daemon_log() -> Path:
-    return Path(os.environ["DAGSTER_HOME"]) / "logs" / "daemon.log"
+    # not under DAGSTER_HOME/logs: Dagster manages that folder itself
+    return Path(os.environ["DAGSTER_HOME"]) / "daemon.log"
 
 
 def start_daemon() -> subprocess.Popen:

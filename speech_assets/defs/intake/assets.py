@@ -13,6 +13,16 @@ from speech_assets.intake.manifest import MANIFEST_PATH, publish_manifest
 
 OWNERS = ["team:speech-data"]
 
+# Rebuild after any batch lands, or when the manifest does not exist yet (e.g. the first daemon start after
+# batches were ingested). Unlike `eager()`, a batch partition that is missing (a crashed intake) does not
+# block the manifest of the batches that did publish; a failed manifest run is not retried in a loop.
+MANIFEST_AUTOMATION = (
+    (dg.AutomationCondition.any_deps_updated().since_last_handled() | dg.AutomationCondition.missing())
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+    & ~dg.AutomationCondition.execution_failed()
+).with_label("after any batch lands")
+
 
 class RawAudioConfig(dg.Config):
     """Validation policy for a batch (defaults match `ValidationPolicy`)."""
@@ -124,7 +134,7 @@ def raw_audio(
     tags={"layer": "silver", "domain": "intake"},
     kinds={"python", "parquet"},
     code_version="1",
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=MANIFEST_AUTOMATION,
     description=(
         "The published corpus at a main commit: every batch's metadata with speaker-disjoint train/dev/test "
         "splits (hash of speaker, stable across batches) and subgroup columns (accent, channel, SNR band, "

@@ -3,6 +3,8 @@ branch commit and the merge into main, inside one step), so its spec lives here 
 
 import dagster as dg
 
+from speech_assets.defs.storage.resources import VersionStoreResource
+
 BATCH_CONTRACT_CHECK = "batch_data_contract"
 
 batch_contract_spec = dg.AssetCheckSpec(
@@ -17,7 +19,7 @@ batch_contract_spec = dg.AssetCheckSpec(
 
 
 @dg.asset_check(asset="audio_manifest", blocking=True, description="train/dev/test share no speaker")
-def manifest_speaker_disjoint(store) -> dg.AssetCheckResult:
+def manifest_speaker_disjoint(store: VersionStoreResource) -> dg.AssetCheckResult:
     import io
 
     import pyarrow.parquet as pq
