@@ -295,8 +295,8 @@ def test_identical_trees_are_stored_once_and_names_are_validated(tmp_path):
         store.create_tag(REPO, "bad tag", MAIN)
 
 
-def test_large_commit_is_fast(tmp_path):
-    """A 50k-entry tree commits well within a second or two (staged rows inserted directly for speed)."""
+def test_large_commit_works(tmp_path):
+    """A 50k-entry tree commits and diffs correctly (staged rows inserted directly; speed lives in bench/)."""
     root = tmp_path / "store"
     store = LocalVersionStore(root)
     store.create_repository(REPO)
@@ -308,11 +308,8 @@ def test_large_commit_is_fast(tmp_path):
             " VALUES (?, ?, ?, ?, 1, 'application/octet-stream', '{}')",
             ((REPO, MAIN, f"shard-{i % 97:02d}/utt-{i:06d}.wav", stat.checksum) for i in range(50_000)),
         )
-    started = time.perf_counter()
     first = store.commit(REPO, MAIN, "50k")
     store.put_object(REPO, MAIN, "one-more", data)
     second = store.commit(REPO, MAIN, "50k + 1")
-    elapsed = time.perf_counter() - started
-    assert elapsed < 5, f"two commits of a 50k-entry tree took {elapsed:.2f}s"
     assert [c.type for c in store.diff(REPO, first, second)] == ["added"]
     assert len(list(store.list_objects(REPO, MAIN, "shard-07/"))) == len(range(7, 50_000, 97))
