@@ -106,13 +106,17 @@ def _meta(record, name: str):
     return None if entry is None else entry.value
 
 
-def wait_for_intake(batch_ids: list[str], expected_hashes: dict[str, str], timeout_s: float) -> dict:
+def wait_for_intake(
+    batch_ids: list[str], expected_hashes: dict[str, str], timeout_s: float, daemon: subprocess.Popen
+) -> dict:
     import dagster as dg
 
     instance = dg.DagsterInstance.get()
     deadline = time.time() + timeout_s
     last_report = ""
     while time.time() < deadline:
+        if daemon.poll() is not None:
+            raise SystemExit(f"dagster-daemon exited with code {daemon.returncode}; see {_daemon_log()}")
         done = {}
         for b in batch_ids:
             rec = _latest(instance, "raw_audio", b)
@@ -213,9 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     names = generate_landing(args.utterances, args.workers)
     batches = {b.batch_id: b for b in scan_landing(landing_dir()) if b.path.name in names}
     hashes = {bid: b.content_hash() for bid, b in batches.items()}
+    # Create the instance's SQLite schema here, before the daemon's threads race to do it themselves.
+    import dagster as dg
+
+    dg.DagsterInstance.get().get_runs(limit=1)
     daemon = start_daemon()
     try:
-        result = wait_for_intake(sorted(batches), hashes, args.timeout)
+        result = wait_for_intake(sorted(batches), hashes, args.timeout, daemon)
     finally:
         stop(daemon)
     print_summary(result)
