@@ -112,6 +112,8 @@ def wait_for_intake(
     import dagster as dg
 
     instance = dg.DagsterInstance.get()
+    S = dg.DagsterRunStatus
+    active_statuses = [S.QUEUED, S.NOT_STARTED, S.STARTING, S.STARTED]
     deadline = time.time() + timeout_s
     last_report = ""
     while time.time() < deadline:
@@ -134,7 +136,9 @@ def wait_for_intake(
             for r in recent_failures:
                 _log(f"run {r.dagster_run.run_id} FAILED (job {r.dagster_run.job_name}); see the Dagster UI")
             raise SystemExit(1)
-        if len(done) == len(batch_ids) and manifest_fresh:
+        # Stopping the daemon kills the runs it launched: wait until none is queued or running.
+        active = instance.get_run_records(dg.RunsFilter(statuses=active_statuses), limit=1)
+        if len(done) == len(batch_ids) and manifest_fresh and not active:
             return {"batches": done, "manifest": manifest}
         time.sleep(3)
     raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for intake; daemon log: {_daemon_log()}")

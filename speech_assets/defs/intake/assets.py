@@ -13,14 +13,21 @@ from speech_assets.intake.manifest import MANIFEST_PATH, publish_manifest
 
 OWNERS = ["team:speech-data"]
 
-# Rebuild after any batch lands, or when the manifest does not exist yet (e.g. the first daemon start after
-# batches were ingested). Unlike `eager()`, a batch partition that is missing (a crashed intake) does not
-# block the manifest of the batches that did publish; a failed manifest run is not retried in a loop.
+# Rebuild after any batch lands. Build it when it is missing too (e.g. the daemon starts after batches were
+# ingested) once every known batch has landed. Unlike `eager()`, a later batch partition that is missing (a
+# crashed intake) does not block the manifest of the batches that did publish, and a failed first build is
+# not retried in a loop.
 MANIFEST_AUTOMATION = (
-    (dg.AutomationCondition.any_deps_updated().since_last_handled() | dg.AutomationCondition.missing())
+    (
+        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        | (
+            dg.AutomationCondition.missing()
+            & ~dg.AutomationCondition.any_deps_missing()
+            & ~dg.AutomationCondition.execution_failed()
+        )
+    )
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
-    & ~dg.AutomationCondition.execution_failed()
 ).with_label("after any batch lands")
 
 
