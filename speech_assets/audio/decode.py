@@ -501,3 +501,25 @@ def _short_error(exc: BaseException) -> str:
         message = message.rsplit(":", 1)[1].strip()
     message = message.rstrip(".")
     return message[:200]
+
+
+_CANONICAL_HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
+
+
+def read_canonical_wav(data: bytes) -> tuple[np.ndarray, int] | None:
+    """Fast path for the files `encode_wav_pcm16` writes (what the store holds after intake): parse the fixed
+    44-byte header and view the samples directly. Returns None for anything else; callers then use soundfile."""
+    if len(data) < 44:
+        return None
+    riff, riff_size, wave, fmt, fmt_size, audio_format, channels, rate, byte_rate, align, bits, data_id, size = (
+        _CANONICAL_HEADER.unpack_from(data)
+    )
+    if (
+        (riff, wave, fmt, data_id) != (b"RIFF", b"WAVE", b"fmt ", b"data")
+        or (fmt_size, audio_format, channels, align, bits) != (16, 1, 1, 2, 16)
+        or size != len(data) - 44
+        or riff_size != 36 + size
+    ):
+        return None
+    samples = np.frombuffer(data, dtype="<i2", offset=44).astype(np.float32) / 32768.0
+    return samples, int(rate)
