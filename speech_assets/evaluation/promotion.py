@@ -1,0 +1,324 @@
+"""Promotion gate: may a newly trained model replace the serving one?
+
+Two situations, both decided by explicit rules that each produce a
+:class:`RuleResult` (name, passed, detail, evidence):
+
+*First model* (no champion yet) - absolute floors, no free pass:
+
+``overall_wer_floor``             overall WER (by default its CI *upper* bound)
+                                  <= ``wer_floor``; also fails when the test set
+                                  is below the minimum size, because a floor
+                                  certified on too little data certifies nothing
+``slice_wer_floor[col=value]``    one rule per gated slice: WER <= ``slice_wer_floor``
+``calibration_ece_max``           ECE <= ``max_ece``
+
+*Challenger vs champion* (same test utterances) - no confident regression:
+
+``overall_wer_no_regression``     fails only when the paired-bootstrap CI *lower*
+                                  bound of (challenger - champion) WER exceeds
+                                  ``wer_tolerance``: the challenger is then worse
+                                  beyond the tolerance with ~97.5 % confidence.
+                                  Noise-level differences pass.  Fails too when
+                                  the shared test set is below the minimum size:
+                                  on tiny data nothing is ever "confidently
+                                  worse", so passing would be a free pass
+``slice_wer_no_regression[...]``  the same per gated slice with ``slice_wer_tolerance``
+``calibration_ece_no_regression`` challenger ECE - champion ECE <= ``ece_tolerance``
+
+Slices below the minimum size are reported as notes, never gated: their
+intervals are too wide (or, with one speaker, degenerate) to decide on.  A
+rule whose statistic is undefined (NaN) fails - missing evidence is not a pass.
+
+The rule functions are pure (evidence in, result out); :func:`decide`
+computes the evidence from scored rows and applies them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from .bootstrap import PairedBootstrapResult
+from .metrics import score_rows
+from .slices import DEFAULT_COLUMNS, OVERALL, SliceDelta, SliceResult, paired_slice_table, slice_table
+
+__all__ = [
+    "PromotionDecision",
+    "PromotionPolicy",
+    "RuleResult",
+    "decide",
+    "rule_ece_max",
+    "rule_ece_no_regression",
+    "rule_overall_floor",
+    "rule_overall_no_regression",
+    "rule_slice_floors",
+    "rule_slice_no_regression",
+]
+
+Bound = Literal["upper", "point"]
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    # first-model floors
+    wer_floor: float = 0.10
+    floor_bound: Bound = "upper"
+    slice_wer_floor: float = 0.25
+    # slices default to the point estimate: with ~30 utterances their upper
+    # bounds are wide enough to fail good models on sampling noise alone, and
+    # the slice floor is a coarse "is some subgroup broken" guard
+    slice_floor_bound: Bound = "point"
+    max_ece: float = 0.10
+    # challenger vs champion tolerances (absolute WER / ECE points)
+    wer_tolerance: float = 0.005
+    slice_wer_tolerance: float = 0.02
+    ece_tolerance: float = 0.02
+    # also hold challengers to the absolute floors (off: a challenger only has
+    # to not regress, as the champion already passed the floors)
+    floors_for_challengers: bool = False
+    # evidence
+    columns: tuple[str, ...] = DEFAULT_COLUMNS
+    min_utterances: int = 30
+    min_speakers: int = 3
+    n_resamples: int = 1000
+    seed: int = 0
+    level: float = 0.95
+
+    def __post_init__(self) -> None:
+        for name in ("floor_bound", "slice_floor_bound"):
+            if getattr(self, name) not in ("upper", "point"):
+                raise ValueError(f"{name} must be 'upper' or 'point'")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["columns"] = list(self.columns)
+        return d
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    name: str
+    passed: bool
+    detail: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    passed: bool
+    rules: list[RuleResult]
+    mode: str  # "first_model" or "challenger_vs_champion"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed_rules(self) -> list[str]:
+        return [r.name for r in self.rules if not r.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "mode": self.mode,
+            "rules": [asdict(r) for r in self.rules],
+            "notes": list(self.notes),
+        }
+
+    def markdown(self) -> str:
+        verdict = "PROMOTE" if self.passed else "REJECT"
+        mode = "first model: absolute floors" if self.mode == "first_model" else "challenger vs champion"
+        lines = [
+            f"### Promotion decision: **{verdict}**",
+            "",
+            f"Mode: {mode}. {sum(r.passed for r in self.rules)}/{len(self.rules)} rules passed.",
+            "",
+            "| Rule | Result | Why |",
+            "|---|---|---|",
+        ]
+        for r in self.rules:
+            lines.append(f"| `{r.name}` | {'PASS' if r.passed else '**FAIL**'} | {_md_cell(r.detail)} |")
+        if self.failed_rules:
+            lines += ["", "Failed: " + ", ".join(f"`{n}`" for n in self.failed_rules) + "."]
+        if self.notes:
+            lines += ["", "Notes:"] + [f"- {_md_cell(n)}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _nan(x: float) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+# ---------------------------------------------------------------------------
+# first-model rules
+# ---------------------------------------------------------------------------
+
+
+def _floor_rule(name: str, s: SliceResult, floor: float, bound: Bound, require_size: bool) -> RuleResult:
+    value = s.wer_ci[1] if bound == "upper" else s.wer
+    what = "CI upper bound" if bound == "upper" else "WER"
+    evidence = {
+        "wer": s.wer, "wer_ci": list(s.wer_ci), "bound": bound, "floor": floor,
+        "n_utterances": s.n_utterances, "n_speakers": s.n_speakers,
+    }
+    stat = f"WER {s.wer:.4f} [{s.wer_ci[0]:.4f}, {s.wer_ci[1]:.4f}] on {s.n_utterances} utt / {s.n_speakers} spk"
+    if require_size and not s.gated:
+        return RuleResult(name, False, f"{stat}: test set too small to certify ({s.note})", evidence)
+    if _nan(value):
+        return RuleResult(name, False, f"{stat}: WER undefined", evidence)
+    ok = value <= floor
+    return RuleResult(name, ok, f"{stat}; {what} {value:.4f} {'<=' if ok else '>'} floor {floor:.4f}", evidence)
+
+
+def rule_overall_floor(overall: SliceResult, policy: PromotionPolicy) -> RuleResult:
+    """Overall WER (point or CI upper bound, per policy) under the floor."""
+    return _floor_rule("overall_wer_floor", overall, policy.wer_floor, policy.floor_bound, require_size=True)
+
+
+def rule_slice_floors(slices: Sequence[SliceResult], policy: PromotionPolicy) -> list[RuleResult]:
+    """One floor rule per gated, non-overall slice."""
+    return [
+        _floor_rule(f"slice_wer_floor[{s.label}]", s, policy.slice_wer_floor, policy.slice_floor_bound, False)
+        for s in slices
+        if s.gated and s.column != OVERALL
+    ]
+
+
+def rule_ece_max(ece: float, policy: PromotionPolicy) -> RuleResult:
+    evidence = {"ece": ece, "max_ece": policy.max_ece}
+    if _nan(ece):
+        return RuleResult("calibration_ece_max", False, "ECE undefined", evidence)
+    ok = ece <= policy.max_ece
+    return RuleResult(
+        "calibration_ece_max", ok, f"ECE {ece:.4f} {'<=' if ok else '>'} max {policy.max_ece:.4f}", evidence
+    )
+
+
+# ---------------------------------------------------------------------------
+# challenger-vs-champion rules
+# ---------------------------------------------------------------------------
+
+
+def _regression_rule(
+    name: str, d: PairedBootstrapResult, tolerance: float, too_small: str | None = None
+) -> RuleResult:
+    evidence = d.to_dict() | {"tolerance": tolerance}
+    stat = (
+        f"WER {d.challenger:.4f} vs champion {d.champion:.4f}, delta {d.delta:+.4f} "
+        f"[{d.low:+.4f}, {d.high:+.4f}] on {d.n_utterances} utt / {d.n_speakers} spk"
+    )
+    if too_small:
+        # a tiny test set gives a CI so wide that nothing is "confidently
+        # worse"; passing on that basis would be a free pass
+        return RuleResult(name, False, f"{stat}: test set too small to compare ({too_small})", evidence)
+    if _nan(d.low):
+        return RuleResult(name, False, f"{stat}: delta undefined", evidence)
+    if d.low > tolerance:
+        return RuleResult(
+            name, False, f"{stat}; CI lower bound {d.low:+.4f} > tolerance {tolerance:.4f}: confidently worse", evidence
+        )
+    return RuleResult(
+        name, True, f"{stat}; CI lower bound {d.low:+.4f} <= tolerance {tolerance:.4f}: not confidently worse", evidence
+    )
+
+
+def rule_overall_no_regression(overall: SliceDelta, policy: PromotionPolicy) -> RuleResult:
+    """Overall paired delta; fails when the shared test set is below the minimum size."""
+    return _regression_rule(
+        "overall_wer_no_regression", overall.result, policy.wer_tolerance, None if overall.gated else overall.note
+    )
+
+
+def rule_slice_no_regression(deltas: Sequence[SliceDelta], policy: PromotionPolicy) -> list[RuleResult]:
+    """One rule per gated, non-overall slice."""
+    return [
+        _regression_rule(f"slice_wer_no_regression[{d.label}]", d.result, policy.slice_wer_tolerance)
+        for d in deltas
+        if d.gated and d.column != OVERALL
+    ]
+
+
+def rule_ece_no_regression(challenger_ece: float, champion_ece: float, policy: PromotionPolicy) -> RuleResult:
+    name = "calibration_ece_no_regression"
+    evidence = {"challenger_ece": challenger_ece, "champion_ece": champion_ece, "tolerance": policy.ece_tolerance}
+    if _nan(challenger_ece) or _nan(champion_ece):
+        return RuleResult(name, False, "ECE undefined", evidence)
+    diff = challenger_ece - champion_ece
+    ok = diff <= policy.ece_tolerance
+    return RuleResult(
+        name,
+        ok,
+        f"ECE {challenger_ece:.4f} vs champion {champion_ece:.4f}, change {diff:+.4f} "
+        f"{'<=' if ok else '>'} tolerance {policy.ece_tolerance:.4f}",
+        evidence,
+    )
+
+
+# ---------------------------------------------------------------------------
+# decision
+# ---------------------------------------------------------------------------
+
+
+def _ungated_notes(items: Sequence[SliceResult | SliceDelta]) -> list[str]:
+    return [
+        f"{s.label}: reported, not gated ({s.note})" for s in items if not s.gated and s.column != OVERALL
+    ]
+
+
+def decide(
+    challenger_rows: Any,
+    *,
+    challenger_ece: float,
+    champion_rows: Any = None,
+    champion_ece: float | None = None,
+    policy: PromotionPolicy | None = None,
+) -> PromotionDecision:
+    """Apply the promotion rules.
+
+    ``challenger_rows`` / ``champion_rows``: per-utterance rows (see
+    :mod:`.metrics`) of each model on the *same* test set.  The ECEs are
+    those of the confidences as served (after calibration), on that set.
+    Without ``champion_rows`` the first-model floors apply.
+    """
+    policy = policy or PromotionPolicy()
+    p = policy
+    chal = score_rows(challenger_rows)
+    rules: list[RuleResult] = []
+    notes: list[str] = []
+
+    def floors() -> None:
+        table = slice_table(
+            chal, p.columns, p.min_utterances, p.min_speakers, n_resamples=p.n_resamples, seed=p.seed, level=p.level
+        )
+        rules.append(rule_overall_floor(table[0], p))
+        rules.extend(rule_slice_floors(table, p))
+        rules.append(rule_ece_max(challenger_ece, p))
+        notes.extend(_ungated_notes(table))
+
+    if champion_rows is None:
+        floors()
+        return PromotionDecision(all(r.passed for r in rules), rules, "first_model", notes)
+
+    if champion_ece is None:
+        raise ValueError("champion_ece is required when comparing with a champion")
+    deltas = paired_slice_table(
+        chal,
+        champion_rows,
+        p.columns,
+        p.min_utterances,
+        p.min_speakers,
+        n_resamples=p.n_resamples,
+        seed=p.seed,
+        level=p.level,
+    )
+    rules.append(rule_overall_no_regression(deltas[0], p))
+    rules.extend(rule_slice_no_regression(deltas, p))
+    rules.append(rule_ece_no_regression(challenger_ece, champion_ece, p))
+    if p.floors_for_challengers:
+        floors()
+    else:
+        notes.extend(_ungated_notes(deltas))
+    return PromotionDecision(all(r.passed for r in rules), rules, "challenger_vs_champion", notes)

@@ -1,0 +1,97 @@
+"""Training/evaluation examples: the published manifest joined with the stored features, at one pinned commit."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from speech_assets.features.logmel import FeatureConfig
+from speech_assets.features.store import load_features
+from speech_assets.intake.manifest import MANIFEST_PATH
+from speech_assets.storage.base import NotFoundError, VersionStore
+
+SUBGROUP_COLUMNS = ("accent", "channel", "snr_band", "duration_band")
+_ALLOWED = set("abcdefghijklmnopqrstuvwxyz' ")
+
+
+@dataclass
+class Utterance:
+    utt_id: str
+    batch_id: str
+    split: str
+    text: str
+    speaker: str
+    duration_s: float
+    audio_path: str
+    subgroups: dict[str, str]
+    features: np.ndarray  # float32 [frames, n_mels]
+
+
+@dataclass
+class Examples:
+    commit: str
+    feature_config: FeatureConfig
+    splits: dict[str, list[Utterance]]
+    excluded: dict[str, int]  # reason -> count
+
+    def pairs(self, split: str) -> list[tuple[np.ndarray, str]]:
+        return [(u.features, u.text) for u in self.splits.get(split, [])]
+
+
+class FeaturesMissing(RuntimeError):
+    pass
+
+
+def load_examples(
+    store: VersionStore,
+    repo: str,
+    commit: str,
+    config: FeatureConfig = FeatureConfig(),
+    splits: tuple[str, ...] = ("train", "dev", "test"),
+) -> Examples:
+    """Every manifest row of `splits` at `commit` with its features.
+
+    Rows are left out (and counted) when their transcript had personal data redacted — the text no longer says
+    what the audio says — or holds characters outside the model's alphabet.
+    """
+    manifest = pq.read_table(io.BytesIO(store.get_object(repo, commit, MANIFEST_PATH))).to_pylist()
+    wanted = [r for r in manifest if r["split"] in splits]
+    excluded = {"redacted_transcript": 0, "characters_outside_alphabet": 0}
+    by_batch: dict[str, dict[str, np.ndarray]] = {}
+    out: dict[str, list[Utterance]] = {s: [] for s in splits}
+    for r in wanted:
+        if r.get("redactions"):
+            excluded["redacted_transcript"] += 1
+            continue
+        if not set(r["text"]) <= _ALLOWED:
+            excluded["characters_outside_alphabet"] += 1
+            continue
+        batch = r["batch_id"]
+        if batch not in by_batch:
+            try:
+                by_batch[batch] = load_features(store, repo, commit, config, batch)
+            except NotFoundError:
+                raise FeaturesMissing(
+                    f"no features with config {config.digest()} for batch {batch} at commit {commit[:12]}: "
+                    f"materialize features[{batch}] first"
+                ) from None
+        feats = by_batch[batch].get(r["utt_id"])
+        if feats is None:
+            raise FeaturesMissing(f"features of batch {batch} lack utterance {r['utt_id']} (stale feature set?)")
+        out[r["split"]].append(
+            Utterance(
+                utt_id=r["utt_id"],
+                batch_id=batch,
+                split=r["split"],
+                text=r["text"],
+                speaker=r.get("speaker") or r["speaker_key"],
+                duration_s=float(r["duration_s"]),
+                audio_path=r["audio_path"],
+                subgroups={c: str(r.get(c) or "unknown") for c in SUBGROUP_COLUMNS},
+                features=feats,
+            )
+        )
+    return Examples(commit=commit, feature_config=config, splits=out, excluded=excluded)
