@@ -1,0 +1,79 @@
+"""`registered_model`: a challenger that passed the promotion gate, registered with semver and lineage."""
+
+import hashlib
+import json
+
+import dagster as dg
+
+from speech_assets.defs.evaluation.assets import eval_report, promotion_decision
+from speech_assets.defs.storage.resources import VersionStoreResource
+from speech_assets.model.tokenizer import VOCAB
+from speech_assets.registry.registry import ModelRegistry
+from speech_assets.training.artifacts import MODEL_NAME, latest_checkpoint
+
+VOCABULARY_HASH = hashlib.sha256("".join(VOCAB).encode()).hexdigest()[:16]
+
+
+class RegistrationConfig(dg.Config):
+    # Until a deployment stage exists downstream, a passing challenger becomes the production model directly.
+    promote_to: str = "production"  # "production" | "candidate"
+    actor: str = "dagster"
+
+
+@dg.asset(
+    deps=[eval_report],
+    group_name="registry",
+    owners=["team:speech-ml"],
+    tags={"layer": "gold", "domain": "registry"},
+    kinds={"python"},
+    code_version="1",
+    description=(
+        "Registers the evaluated challenger in the model registry (semver: major for new features or vocabulary, "
+        "minor for a retrain, patch for recalibration only) with its eval report, calibration and lineage. Runs "
+        "only after the blocking promotion_gate passed, and re-checks the decision itself."
+    ),
+)
+def registered_model(context: dg.AssetExecutionContext, config: RegistrationConfig, store: VersionStoreResource) -> dg.MaterializeResult:
+    vs, repo = store.open(), store.repository
+    pointer, decision = promotion_decision(vs, repo)
+    if not decision.passed:  # defense in depth: the blocking check already stops this in the same run
+        raise dg.Failure(description="promotion gate failed: " + ", ".join(decision.failed_rules), metadata={"decision": dg.MetadataValue.md(decision.markdown())})
+    info, blob = latest_checkpoint(vs, repo)
+    if info["digest"] != pointer["checkpoint_digest"]:
+        raise dg.Failure(description="the latest evaluation is not of the latest checkpoint; re-run eval_report")
+    registry = ModelRegistry(vs, repo)
+    lineage = info["lineage"]
+    actor = f"{config.actor}:{context.run.run_id[:8]}"
+    version = registry.register(
+        MODEL_NAME,
+        blob,
+        data_commits=[lineage["data_commit"]],
+        feature_config_hash=lineage["feature_config_digest"],
+        vocabulary_hash=VOCABULARY_HASH,
+        code_version=lineage["code_version"],
+        training_config=info["train_config"],
+        seed=int(lineage["seed"]),
+        eval_report_json=vs.get_object(repo, "main", pointer["report"]),
+        eval_report_html=vs.get_object(repo, "main", pointer["html"]),
+        calibration_json={"kind": "temperature", "temperature": pointer["temperature"]},
+        actor=actor,
+        parent_version=lineage.get("parent_version"),
+        reason=f"passed promotion gate ({decision.mode})",
+    )
+    if config.promote_to == "production":
+        registry.set_stage(MODEL_NAME, version.version, "production", actor, f"promotion gate passed ({decision.mode})")
+    current = registry.get(MODEL_NAME, version.version)
+    return dg.MaterializeResult(
+        metadata={
+            "model": MODEL_NAME,
+            "version": version.version,
+            "bump": str(version.bump),
+            "stage": str(current.stage),
+            "checkpoint_digest": info["digest"],
+            "data_commit": dg.MetadataValue.text(lineage["data_commit"]),
+            "commit_out": dg.MetadataValue.text(current.commit_id),
+            "dagster/uri": dg.MetadataValue.path(store.uri(current.commit_id, current.prefix)),
+            "gate": dg.MetadataValue.md(decision.markdown()),
+            "versions": len(registry.list_versions(MODEL_NAME)),
+        }
+    )

@@ -1,0 +1,129 @@
+"""Run a checkpoint over stored features and turn its outputs into evaluation rows, calibration and a report.
+
+The only module of `evaluation` that knows about the model: everything else here works on plain rows.
+The forward pass runs once per split; temperatures are applied to the kept logits, so fitting calibration
+costs no extra forward passes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from speech_assets.evaluation.calibration import calibration_report, correctness, fit_temperature
+from speech_assets.evaluation.promotion import PromotionDecision, PromotionPolicy, decide
+from speech_assets.evaluation.report import BaselineSummary, EvalReport, build_report
+from speech_assets.features.dataset import Utterance
+from speech_assets.model.decode import greedy_decode
+from speech_assets.model.train import load_checkpoint
+
+
+@dataclass
+class ModelOutputs:
+    utterances: list[Utterance]
+    logits: list[np.ndarray]  # [frames', vocab] per utterance, before temperature
+    frame_shift_s: float
+    forward_seconds: float
+
+    def rows(self, temperature: float) -> list[dict]:
+        rows = []
+        for u, logit in zip(self.utterances, self.logits):
+            hyp = greedy_decode(logit, temperature=temperature, frame_shift_s=self.frame_shift_s)
+            rows.append(
+                {
+                    "utterance_id": u.utt_id,
+                    "reference": u.text,
+                    "hypothesis": hyp.text,
+                    "confidence": float(hyp.confidence),
+                    "speaker": u.speaker,
+                    **u.subgroups,
+                }
+            )
+        return rows
+
+    def confidences(self, temperature: float) -> np.ndarray:
+        return np.asarray(
+            [greedy_decode(l, temperature=temperature, frame_shift_s=self.frame_shift_s).confidence for l in self.logits]
+        )
+
+
+def run_model(checkpoint: bytes, utterances: list[Utterance], batch_size: int = 32) -> ModelOutputs:
+    model, config, _ = load_checkpoint(checkpoint)
+    model.eval()
+    logits: list[np.ndarray | None] = [None] * len(utterances)
+    order = sorted(range(len(utterances)), key=lambda i: utterances[i].features.shape[0])
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            lengths = torch.tensor([utterances[i].features.shape[0] for i in idx])
+            batch = torch.zeros(len(idx), int(lengths.max()), utterances[idx[0]].features.shape[1])
+            for row, i in enumerate(idx):
+                batch[row, : lengths[row]] = torch.from_numpy(utterances[i].features)
+            log_probs, out_lengths = model(batch, lengths)
+            for row, i in enumerate(idx):
+                logits[i] = log_probs[row, : out_lengths[row]].numpy().copy()
+    return ModelOutputs(utterances, logits, config.frame_shift_s, time.perf_counter() - started)  # type: ignore[arg-type]
+
+
+@dataclass
+class Evaluation:
+    report: EvalReport
+    temperature: float
+    rows: list[dict]  # challenger on test, at the fitted temperature
+    ece: float  # challenger's, on test, as served (after calibration)
+    champion_rows: list[dict] | None  # the champion on the same test utterances, as served
+    champion_ece: float | None
+
+    def decide(self, policy: PromotionPolicy | None = None) -> PromotionDecision:
+        return decide(
+            self.rows, challenger_ece=self.ece, champion_rows=self.champion_rows, champion_ece=self.champion_ece,
+            policy=policy,
+        )
+
+
+def evaluate(
+    checkpoint: bytes,
+    dev: list[Utterance],
+    test: list[Utterance],
+    *,
+    model_id: str,
+    data_commit: str,
+    champion: tuple[bytes, float] | None = None,  # (checkpoint, its calibrated temperature)
+    policy: PromotionPolicy | None = None,
+    baseline: BaselineSummary | None = None,
+    rtf=None,
+    seed: int = 0,
+) -> Evaluation:
+    policy = policy or PromotionPolicy()
+    dev_out = run_model(checkpoint, dev)
+    test_out = run_model(checkpoint, test)
+
+    # Calibration is fitted on dev and judged on test (held out), so the reported ECE is honest.
+    dev_correct = correctness(dev_out.rows(1.0))
+    fit = fit_temperature(dev_out.confidences, dev_correct)
+    test_rows_raw = test_out.rows(1.0)
+    test_rows = test_out.rows(fit.temperature)
+    test_correct = correctness(test_rows)
+    calib = calibration_report(
+        [r["confidence"] for r in test_rows_raw],
+        [r["confidence"] for r in test_rows],
+        test_correct,
+        method="temperature",
+        parameters={"temperature": fit.temperature, "fitted_on": "dev", "dev_utterances": len(dev)},
+    )
+    report = build_report(
+        test_rows, model_id=model_id, data_commit=data_commit, calibration=calib, rtf=rtf, baseline=baseline,
+        min_utterances=policy.min_utterances, min_speakers=policy.min_speakers, seed=seed,
+    )
+
+    champion_rows, champion_ece = None, None
+    if champion is not None:
+        champ_ckpt, champ_temperature = champion
+        champion_rows = run_model(champ_ckpt, test).rows(champ_temperature)
+        conf = [r["confidence"] for r in champion_rows]
+        champion_ece = calibration_report(conf, conf, correctness(champion_rows), method="none").ece_after
+    return Evaluation(report, fit.temperature, test_rows, calib.ece_after, champion_rows, champion_ece)

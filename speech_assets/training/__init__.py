@@ -1,0 +1,1 @@
+"""Training glue: artifact layout in the store (no Dagster)."""
