@@ -75,7 +75,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
     champion_version = registry.production(MODEL_NAME)
     champion = None
     if champion_version is not None:
-        calib = json.loads(registry.calibration(MODEL_NAME, champion_version.version))
+        calib = registry.calibration(MODEL_NAME, champion_version.version)  # parsed JSON
         champion = (registry.checkpoint(MODEL_NAME, champion_version.version), float(calib.get("temperature", 1.0)))
 
     from speech_assets.model.inference import Transcriber

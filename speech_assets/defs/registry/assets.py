@@ -67,8 +67,8 @@ def registered_model(context: dg.AssetExecutionContext, config: RegistrationConf
         metadata={
             "model": MODEL_NAME,
             "version": version.version,
-            "bump": str(version.bump),
-            "stage": str(current.stage),
+            "bump": getattr(version.bump, "value", str(version.bump)),
+            "stage": getattr(current.stage, "value", str(current.stage)),
             "checkpoint_digest": info["digest"],
             "data_commit": dg.MetadataValue.text(lineage["data_commit"]),
             "commit_out": dg.MetadataValue.text(current.commit_id),
