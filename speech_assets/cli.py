@@ -3,6 +3,7 @@
     demo                     the demo cycle on the embedded defaults
     simulate / import-corpus make landing batches (see `speech_assets.audio.cli`)
     store log|ls|branches|quarantine   look inside the versioned store
+    models list|show|rollback|audit    the model registry (see `speech_assets.registry.cli`)
 """
 
 from __future__ import annotations
@@ -68,5 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         return audio_main([cmd, *rest])
     if cmd == "store":
         return _store_main(rest)
+    if cmd == "models":
+        from speech_assets.defs.storage.resources import version_store_from_env
+        from speech_assets.registry.cli import main as models_main
+
+        def store_factory():
+            resource = version_store_from_env()
+            return resource.open(), resource.repository
+
+        return models_main(["models", *rest], store_factory=store_factory)
     print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
     return 2

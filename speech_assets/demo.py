@@ -101,6 +101,11 @@ def _latest(instance, key: str, partition: str | None = None):
     return records[0] if records else None
 
 
+def _latest_after(instance, key: str, partition: str, after_record):
+    rec = _latest(instance, key, partition)
+    return rec if rec is not None and rec.storage_id > after_record.storage_id else None
+
+
 def _meta(record, name: str):
     entry = record.asset_materialization.metadata.get(name)
     return None if entry is None else entry.value
@@ -124,11 +129,15 @@ def wait_for_intake(
             rec = _latest(instance, "raw_audio", b)
             if rec is not None and _meta(rec, "content_hash") == expected_hashes[b]:
                 done[b] = rec
+        featured = [b for b in done if _latest_after(instance, "features", b, done[b])]
         manifest = _latest(instance, "audio_manifest")
         manifest_fresh = manifest is not None and all(manifest.storage_id > r.storage_id for r in done.values())
         failed = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=5)
         recent_failures = [r for r in failed if r.create_timestamp.timestamp() > deadline - timeout_s]
-        report = f"batches ingested {len(done)}/{len(batch_ids)}; manifest {'up to date' if manifest_fresh and len(done) == len(batch_ids) else 'pending'}"
+        report = (
+            f"batches ingested {len(done)}/{len(batch_ids)}; features {len(featured)}/{len(batch_ids)}; "
+            f"manifest {'up to date' if manifest_fresh and len(done) == len(batch_ids) else 'pending'}"
+        )
         if report != last_report:
             _log(report)
             last_report = report
@@ -138,10 +147,86 @@ def wait_for_intake(
             raise SystemExit(1)
         # Stopping the daemon kills the runs it launched: wait until none is queued or running.
         active = instance.get_run_records(dg.RunsFilter(statuses=active_statuses), limit=1)
-        if len(done) == len(batch_ids) and manifest_fresh and not active:
+        if len(done) == len(batch_ids) and len(featured) == len(batch_ids) and manifest_fresh and not active:
             return {"batches": done, "manifest": manifest}
         time.sleep(3)
     raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for intake; daemon log: {_daemon_log()}")
+
+
+def launch_training(train_config: dict, eval_config: dict) -> str:
+    """Queue the `train_and_register` job exactly as an operator would (`dagster job launch`); the daemon runs it."""
+    import json
+    import uuid
+
+    run_id = str(uuid.uuid4())
+    run_config = {"ops": {"asr_checkpoint": {"config": train_config}, "eval_report": {"config": eval_config}}}
+    subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dagster")), "job", "launch", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+            "-j", "train_and_register", "--run-id", run_id, "--config-json", json.dumps(run_config),
+        ],
+        cwd=PROJECT_ROOT, check=True, capture_output=True,
+    )
+    return run_id
+
+
+def wait_for_run(run_id: str, timeout_s: float, daemon: subprocess.Popen):
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    deadline, last = time.time() + timeout_s, None
+    started = time.time()
+    while time.time() < deadline:
+        if daemon.poll() is not None:
+            raise SystemExit(f"dagster-daemon exited with code {daemon.returncode}; see {_daemon_log()}")
+        run = instance.get_run_by_id(run_id)
+        status = run.status if run else None
+        if status != last:
+            _log(f"train_and_register run {run_id[:8]}: {status.value if status else 'not yet visible'}")
+            last = status
+        if status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+            return run, time.time() - started
+        time.sleep(5)
+    raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for run {run_id}")
+
+
+def print_training_summary(run, seconds: float) -> None:
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    ckpt, report, reg = (_latest(instance, k) for k in ("asr_checkpoint", "eval_report", "registered_model"))
+    print()
+    if ckpt is not None:
+        print(
+            f"asr_checkpoint: {_meta(ckpt, 'parameters'):,} parameters, {_meta(ckpt, 'steps')} steps in "
+            f"{_meta(ckpt, 'train_minutes')} min, digest {_meta(ckpt, 'checkpoint_digest')[:16]}"
+        )
+    if report is not None:
+        print(
+            f"eval_report: WER {_meta(report, 'wer'):.2%} [{_meta(report, 'wer_ci_low'):.2%}, "
+            f"{_meta(report, 'wer_ci_high'):.2%}], CER {_meta(report, 'cer'):.2%}, ECE {_meta(report, 'ece_before'):.3f} -> "
+            f"{_meta(report, 'ece_after'):.3f}, RTF {_meta(report, 'rtf'):.3f}, on {_meta(report, 'test_utterances')} test utterances"
+        )
+        print()
+        print("| slice | WER |")
+        print("|---|---:|")
+        for key, value in sorted(report.asset_materialization.metadata.items()):
+            if key.startswith("wer/"):
+                print(f"| {key[4:]} | {value.value:.2%} |")
+    checks = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("eval_report"), "promotion_gate"), limit=1
+    )
+    if checks:
+        evaluation = checks[0].evaluation
+        if evaluation is not None:
+            failed = evaluation.metadata.get("failed_rules")
+            print(f"\npromotion_gate: {'passed' if evaluation.passed else 'FAILED'}"
+                  + (f" (failed: {failed.value})" if failed and not evaluation.passed else ""))
+    if run.status == dg.DagsterRunStatus.SUCCESS and reg is not None:
+        print(f"registered_model: asr {_meta(reg, 'version')} ({_meta(reg, 'stage')})")
+    else:
+        print("registered_model: nothing registered (see the gate's decision in the Dagster UI)")
+    _log(f"training, evaluation and registration took {seconds / 60:.1f} min")
 
 
 def _daemon_log() -> Path:
@@ -187,6 +272,9 @@ def print_summary(result: dict) -> None:
         f"{_meta(m, 'total_hours'):.3f} h; train/dev/test = {_meta(m, 'train_utterances')}/"
         f"{_meta(m, 'dev_utterances')}/{_meta(m, 'test_utterances')}; main @ {(_meta(m, 'commit_out') or '')[:12]}"
     )
+
+
+def print_where() -> None:
     home = os.environ["DAGSTER_HOME"]
     print(
         f"""
@@ -196,6 +284,7 @@ Where things are:
   Dagster home      {home}
 Inspect the store:  .venv/bin/python -m speech_assets store log
                     .venv/bin/python -m speech_assets store ls main metadata/
+The model registry: .venv/bin/python -m speech_assets models list asr
 Open the Dagster UI (assets, metadata, the intake sensor):
   make ui           # = DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
                     # then browse http://127.0.0.1:3000
@@ -208,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utterances", type=int, default=150, help="utterances per simulated batch")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--skip-training", action="store_true", help="stop after intake and features")
+    parser.add_argument("--train-config", default="{}", help="JSON overrides for asr_checkpoint's TrainingConfig")
+    parser.add_argument("--eval-config", default="{}", help="JSON overrides for eval_report's EvalConfig")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
@@ -228,9 +320,17 @@ def main(argv: list[str] | None = None) -> int:
     daemon = start_daemon()
     try:
         result = wait_for_intake(sorted(batches), hashes, args.timeout, daemon)
+        print_summary(result)
+        if not args.skip_training:
+            import json
+
+            _log("launching train_and_register (train → eval_report → promotion_gate → registered_model)")
+            run_id = launch_training(json.loads(args.train_config), json.loads(args.eval_config))
+            run, seconds = wait_for_run(run_id, args.timeout * 2, daemon)
+            print_training_summary(run, seconds)
     finally:
         stop(daemon)
-    print_summary(result)
+    print_where()
     _log(f"demo finished in {time.perf_counter() - started:.0f}s")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-def test_demo_ingests_every_batch_through_the_daemon(tmp_path, monkeypatch):
+def test_demo_runs_intake_features_training_and_registration_through_the_daemon(tmp_path, monkeypatch):
     env = dict(os.environ)
     env.update(
         SPEECH_ASSETS_HOME=str(tmp_path / "data"),
@@ -22,7 +23,15 @@ def test_demo_ingests_every_batch_through_the_daemon(tmp_path, monkeypatch):
     for name in ("LAKEFS_ENDPOINT", "SPEECH_ASSETS_LANDING", "SPEECH_ASSETS_STORE"):
         env.pop(name, None)
     proc = subprocess.run(
-        [sys.executable, "-m", "speech_assets", "demo", "--utterances", "12", "--timeout", "400"],
+        [
+            sys.executable, "-m", "speech_assets", "demo", "--utterances", "12", "--timeout", "400",
+            # A few training steps and a lenient gate: this checks the daemon-driven wiring end to end, not the
+            # model's quality (bench/train_budget.py measures that).
+            "--train-config", json.dumps({"epochs": 1, "max_steps": 3, "hidden": 32, "layers": 1, "batch_size": 8}),
+            "--eval-config", json.dumps({"min_utterances": 1, "min_speakers": 1, "bootstrap_resamples": 100,
+                                          "baseline_utterances": 0, "rtf_utterances": 2, "wer_floor": 5.0,
+                                          "slice_wer_floor": 5.0, "max_ece": 1.0}),
+        ],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     out = proc.stdout + proc.stderr
@@ -30,6 +39,8 @@ def test_demo_ingests_every_batch_through_the_daemon(tmp_path, monkeypatch):
     assert "| day-01 | 12 | 0 |" in out
     assert "| day-02 | 12 | 7 |" in out  # the broken uploads were quarantined, not dropped
     assert "audio_manifest: 36 utterances" in out
+    assert "promotion_gate: passed" in out
+    assert "registered_model: asr 1.0.0 (production)" in out
 
     from speech_assets.storage.local import LocalVersionStore
 
