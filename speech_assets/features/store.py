@@ -26,6 +26,7 @@ from speech_assets.features.logmel import FeatureConfig, LogMelExtractor
 from speech_assets.features.stats import batch_stats
 from speech_assets.intake.batch import metadata_path
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
+from speech_assets.storage.publish import publish_objects
 
 FEATURES_PREFIX = "features"
 INDEX_SCHEMA = pa.schema([("utt_id", pa.string()), ("offset", pa.int64()), ("frames", pa.int32())])
@@ -129,15 +130,6 @@ def compute_batch_features(
     index_sink = io.BytesIO()
     pq.write_table(index, index_sink)
 
-    branch = f"features-{batch_id}-{config.digest()[:8]}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
-    if branch in store.list_branches(repo):
-        store.delete_branch(repo, branch)
-    store.create_branch(repo, branch, read_commit)
-    store.put_object(repo, branch, f"{base}/features.npy", _npy_bytes(array))
-    store.put_object(repo, branch, f"{base}/index.parquet", index_sink.getvalue(), content_type="application/parquet")
-    store.put_object(
-        repo, branch, f"{base}/stats.json", json.dumps(stats, sort_keys=True).encode(), content_type="application/json"
-    )
     meta = {
         "batch_id": batch_id,
         "run_id": run_id,
@@ -146,9 +138,20 @@ def compute_batch_features(
         "source_commit": read_commit,
         "source_metadata_sha256": meta_sha,
     }
-    store.commit(repo, branch, f"features: batch {batch_id} ({config.digest()})", metadata=meta, allow_empty=True)
-    merged = store.merge(repo, branch, DEFAULT_BRANCH, message=f"publish features for {batch_id}", metadata=meta)
-    store.delete_branch(repo, branch)
+    merged = publish_objects(
+        store,
+        repo,
+        {
+            f"{base}/features.npy": _npy_bytes(array),
+            f"{base}/index.parquet": index_sink.getvalue(),
+            f"{base}/stats.json": json.dumps(stats, sort_keys=True).encode(),
+        },
+        branch_prefix=f"features-{batch_id}-{config.digest()[:8]}",
+        message=f"features: batch {batch_id} ({config.digest()})",
+        metadata=meta,
+        base=read_commit,
+        content_types={f"{base}/index.parquet": "application/parquet", f"{base}/stats.json": "application/json"},
+    )
     return FeatureBatchResult(
         batch_id, config.digest(), False, read_commit, merged, len(rows), int(offsets[-1]), stats["audio_seconds"],
         time.perf_counter() - started, time.process_time() - cpu_started, stats,

@@ -135,7 +135,8 @@ def publish_manifest(store, repo: str, run_id: str, percent: dict[str, int] = DE
 
     import pyarrow.parquet as pq
 
-    from speech_assets.storage.base import DEFAULT_BRANCH
+    from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
+    from speech_assets.storage.publish import publish_objects
 
     read_commit = store.resolve(repo, DEFAULT_BRANCH)
     tables = [
@@ -152,22 +153,18 @@ def publish_manifest(store, repo: str, run_id: str, percent: dict[str, int] = DE
     try:
         if store.stat_object(repo, read_commit, MANIFEST_PATH).checksum == hashlib.sha256(data).hexdigest():
             return PublishedManifest(read_commit, read_commit, manifest, summarize(manifest), changed=False)
-    except Exception:  # NotFoundError: first manifest
+    except NotFoundError:  # the first manifest
         pass
 
-    branch = f"manifest-{read_commit[:12]}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
-    if branch in store.list_branches(repo):
-        store.delete_branch(repo, branch)
-    store.create_branch(repo, branch, read_commit)
-    store.put_object(repo, branch, MANIFEST_PATH, data, content_type="application/parquet")
     summary = summarize(manifest)
-    store.commit(
+    merged = publish_objects(
+        store,
         repo,
-        branch,
+        {MANIFEST_PATH: data},
+        branch_prefix="manifest",
         message=f"audio_manifest: {summary.rows} utterances, {summary.hours:.2f} h",
         metadata={"run_id": run_id, "read_commit": read_commit, "rows": str(summary.rows)},
-        committer="speech_assets/audio_manifest",
+        base=read_commit,
+        content_types={MANIFEST_PATH: "application/parquet"},
     )
-    merged = store.merge(repo, branch, DEFAULT_BRANCH, message="publish audio_manifest", metadata={"run_id": run_id})
-    store.delete_branch(repo, branch)
     return PublishedManifest(read_commit, merged, manifest, summary, changed=True)

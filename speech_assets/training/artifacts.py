@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 
 from speech_assets.storage.base import DEFAULT_BRANCH, VersionStore
+from speech_assets.storage.publish import publish_objects
 
 MODEL_NAME = "asr"
 TRAINING_CODE_VERSION = "1"
@@ -28,21 +29,6 @@ EVALUATION_POINTER = "evaluations/latest.json"
 class Saved:
     path: str
     commit_id: str
-
-
-def publish(store: VersionStore, repo: str, objects: dict[str, bytes], *, message: str, metadata: dict[str, str], tag: str) -> str:
-    """Write `objects` on a fresh branch from main, commit, merge into main; returns the merge commit."""
-    base = store.resolve(repo, DEFAULT_BRANCH)
-    branch = f"{tag}-{hashlib.sha256((base + metadata.get('run_id', '')).encode()).hexdigest()[:12]}"
-    if branch in store.list_branches(repo):
-        store.delete_branch(repo, branch)
-    store.create_branch(repo, branch, base)
-    for path, data in objects.items():
-        store.put_object(repo, branch, path, data)
-    store.commit(repo, branch, message, metadata=metadata, allow_empty=True)
-    merged = store.merge(repo, branch, DEFAULT_BRANCH, message=message, metadata=metadata)
-    store.delete_branch(repo, branch)
-    return merged
 
 
 def _json(obj) -> bytes:
@@ -65,7 +51,7 @@ def save_checkpoint(
         "dev_wer_curve": dev_wer_curve,
         "run_id": run_id,
     }
-    commit = publish(
+    commit = publish_objects(
         store, repo,
         {f"{prefix}/checkpoint.pt": blob, f"{prefix}/training.json": _json(info), CHECKPOINT_POINTER: _json(info)},
         message=f"asr_checkpoint {digest[:16]}",
@@ -74,7 +60,7 @@ def save_checkpoint(
             "feature_config_digest": lineage["feature_config_digest"], "code_version": lineage["code_version"],
             "seed": str(lineage["seed"]),
         },
-        tag="checkpoint",
+        branch_prefix="checkpoint",
     )
     return Saved(f"{prefix}/checkpoint.pt", commit)
 

@@ -21,9 +21,9 @@ from speech_assets.training.artifacts import (
     MODEL_NAME,
     latest_checkpoint,
     parquet_bytes,
-    publish,
     read_parquet_rows,
 )
+from speech_assets.storage.publish import publish_objects
 
 OWNERS = ["team:speech-ml"]
 
@@ -131,7 +131,10 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
     }
     if ev.champion_rows is not None:
         objects[pointer["champion_rows"]] = parquet_bytes(ev.champion_rows)
-    commit = publish(vs, repo, objects, message=f"eval_report {info['digest'][:16]}", metadata={"run_id": context.run.run_id, "checkpoint_digest": info["digest"], "data_commit": data_commit}, tag="eval")
+    commit = publish_objects(
+        vs, repo, objects, branch_prefix="eval", message=f"eval_report {info['digest'][:16]}",
+        metadata={"run_id": context.run.run_id, "checkpoint_digest": info["digest"], "data_commit": data_commit},
+    )
 
     metadata = {
         "commit_in": dg.MetadataValue.text(data_commit),
