@@ -27,9 +27,7 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
     assets = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
-        spec_checks = sorted(
-            (ck.name, graph.get_check_spec(ck).blocking) for ck in node.check_keys
-        ) if hasattr(graph, "get_check_spec") else sorted(ck.name for ck in node.check_keys)
+        checks = sorted([ck.name, graph.get_check_spec(ck).blocking] for ck in node.check_keys)
         assets[key.to_user_string()] = {
             "deps": sorted(p.to_user_string() for p in node.parent_keys),
             "group": node.group_name,
@@ -39,7 +37,7 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
             "code_version": node.code_version,
             "partitions": type(node.partitions_def).__name__ if node.partitions_def else None,
             "automation": _automation(node.automation_condition),
-            "checks": [list(c) if isinstance(c, tuple) else c for c in spec_checks],
+            "checks": checks,
         }
     sensors = {
         s.name: {
@@ -67,4 +65,6 @@ def test_graph_has_the_intake_assets_gates_and_sensor():
     assert dg.AssetKey("raw_audio") in graph.get(dg.AssetKey("audio_manifest")).parent_keys
     checks = {(ck.asset_key.to_user_string(), ck.name) for ck in graph.asset_check_keys}
     assert ("raw_audio", "batch_data_contract") in checks
-    assert defs.get_sensor_def("intake_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    sensors = {s.name: s for s in defs.sensors}
+    assert sensors["intake_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensors["automation_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
