@@ -1,0 +1,1 @@
+"""Character CTC speech-recognition model: architecture, training, decoding, serving."""

@@ -1,0 +1,111 @@
+"""Serving-side API: checkpoint bytes in, transcripts out.
+
+    tr = Transcriber.from_checkpoint(blob, temperature=1.3)
+    tr.transcribe(waveform)          # float32, 16 kHz, mono, [-1, 1]
+    tr.transcribe_batch([w1, w2])    # one padded forward pass per batch
+
+Imports only torch, numpy, torchaudio, this package's model modules and the
+log-mel extractor (speech_assets.features.logmel, itself torch/torchaudio
+only), so a service (BentoML) can ship it without the orchestration stack.
+Features are computed by the same LogMelExtractor as in training, with the
+FeatureConfig recorded in the checkpoint's extra ("feature_config"), or the
+default FeatureConfig for a checkpoint that has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from speech_assets.features.logmel import FeatureConfig, LogMelExtractor
+from speech_assets.model.architecture import CTCModel, ModelConfig
+from speech_assets.model.decode import Hypothesis, beam_search, greedy_decode
+from speech_assets.model.train import load_checkpoint
+
+
+@dataclass
+class Transcript:
+    text: str
+    confidence: float  # see speech_assets.model.decode for the definition
+    words: list[tuple[str, float, float, float]] = field(default_factory=list)  # (word, start_s, end_s, conf)
+    duration_s: float = 0.0
+
+
+class Transcriber:
+    def __init__(
+        self,
+        model: CTCModel,
+        config: ModelConfig,
+        temperature: float = 1.0,
+        beam_width: int = 1,
+        feature_config: FeatureConfig | None = None,
+        extra: dict | None = None,
+    ):
+        if temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        fc = feature_config or FeatureConfig(
+            sample_rate=config.sample_rate, hop_length=config.hop_length, n_mels=config.n_mels
+        )
+        if (fc.sample_rate, fc.hop_length, fc.n_mels) != (config.sample_rate, config.hop_length, config.n_mels):
+            raise ValueError(f"feature config {fc} does not match the model's {config}")
+        self.model = model.eval()
+        self.config = config
+        self.feature_config = fc
+        self.temperature = float(temperature)
+        self.beam_width = int(beam_width)
+        self.extra = extra or {}
+        self._extract = LogMelExtractor(fc, threads=None)
+
+    @classmethod
+    def from_checkpoint(cls, data: bytes, temperature: float = 1.0, beam_width: int = 1) -> "Transcriber":
+        model, config, extra = load_checkpoint(data)
+        fc = FeatureConfig(**extra["feature_config"]) if "feature_config" in extra else None
+        return cls(model, config, temperature=temperature, beam_width=beam_width, feature_config=fc, extra=extra)
+
+    def features(self, waveform: np.ndarray) -> torch.Tensor:
+        """float32 mono waveform -> log-mel [frames, n_mels]."""
+        return self._features([waveform])[0]
+
+    def _features(self, waveforms: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        for x in waveforms:
+            x = np.asarray(x)
+            if x.ndim != 1:
+                raise ValueError(f"expected a mono 1-D waveform, got shape {x.shape}")
+            if not np.issubdtype(x.dtype, np.floating):
+                raise TypeError(f"expected float samples in [-1, 1], got {x.dtype}")
+        waves = [np.nan_to_num(np.asarray(x, dtype=np.float32)) for x in waveforms]
+        return [torch.from_numpy(f) for f in self._extract(waves)]
+
+    def transcribe(self, waveform: np.ndarray) -> Transcript:
+        return self.transcribe_batch([waveform])[0]
+
+    @torch.no_grad()
+    def transcribe_batch(self, waveforms: Sequence[np.ndarray], batch_size: int = 16) -> list[Transcript]:
+        feats = self._features(waveforms)
+        out: list[Transcript | None] = [None] * len(feats)
+        # similar lengths together: less padding in each forward pass
+        order = sorted(range(len(feats)), key=lambda i: feats[i].shape[0])
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            lengths = torch.tensor([feats[i].shape[0] for i in idx])
+            x = torch.nn.utils.rnn.pad_sequence([feats[i] for i in idx], batch_first=True)
+            log_probs, out_lengths = self.model(x, lengths)
+            for row, i in enumerate(idx):
+                scores = log_probs[row, : int(out_lengths[row])]
+                hyp = self._decode(scores)
+                out[i] = Transcript(
+                    text=hyp.text,
+                    confidence=hyp.confidence,
+                    words=[(w.word, w.start_s, w.end_s, w.confidence) for w in hyp.words],
+                    duration_s=len(waveforms[i]) / self.feature_config.sample_rate,
+                )
+        return out  # type: ignore[return-value]
+
+    def _decode(self, scores: torch.Tensor) -> Hypothesis:
+        shift = self.config.frame_shift_s
+        if self.beam_width > 1:
+            return beam_search(scores, self.beam_width, self.temperature, shift)
+        return greedy_decode(scores, self.temperature, shift)
