@@ -62,6 +62,7 @@ def load_corpus(corpus_dir: Path, sim: SimulationConfig) -> list[dict]:
         feats = np.concatenate(parts)
         np.savez(cache, feats=feats, offsets=offsets)
         print(f"features for {len(rows)} utterances in {time.monotonic() - t0:.0f} s", flush=True)
+    feats = feats.astype(np.float16).astype(np.float32)  # as the feature store keeps them
     for i, row in enumerate(rows):
         row["feats"] = feats[offsets[i] : offsets[i + 1]]
         row["split"] = split_for(f"speaker:{row['speaker']}")
@@ -85,21 +86,29 @@ def main() -> None:
     ap.add_argument("--utterances", type=int, default=3000)
     ap.add_argument("--speakers-per-accent", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0, help="simulation seed")
+    ap.add_argument("--speaker-seed", type=int, default=None, help="speaker population seed (the demo uses 1)")
     ap.add_argument("--train", nargs="*", default=[], metavar="KEY=VALUE", help="TrainConfig overrides")
     ap.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE", help="ModelConfig overrides")
     ap.add_argument("--beam", type=int, default=0, help="also score prefix beam search of this width")
+    ap.add_argument("--simulate-only", action="store_true", help="simulate and cache features, then stop")
     ap.add_argument("--save", type=Path, help="write the checkpoint here")
+    ap.add_argument("--lm-order", type=int, default=3, help="word LM order for lexicon decoding (0: none)")
+    ap.add_argument("--load", type=Path, help="skip training: evaluate this saved checkpoint's weights")
     args = ap.parse_args()
     torch.set_num_threads(2)
     if args.corpus_dir is None:
         args.corpus_dir = Path(
             f"/tmp/train_corpus/sim-n{args.utterances}-s{args.seed}-spk{args.speakers_per_accent}"
+            + (f"-ss{args.speaker_seed}" if args.speaker_seed is not None else "")
         )
 
     sim = SimulationConfig(
-        n_utterances=args.utterances, seed=args.seed, speakers_per_accent=args.speakers_per_accent, workers=2
+        n_utterances=args.utterances, seed=args.seed, speakers_per_accent=args.speakers_per_accent, workers=2,
+        speaker_seed=args.speaker_seed,
     )
     rows = load_corpus(args.corpus_dir, sim)
+    if args.simulate_only:
+        return
     split = {s: [r for r in rows if r["split"] == s] for s in ("train", "dev", "test")}
     for s, rs in split.items():
         print(f"{s:5s}: {len(rs):5d} utterances, {len({r['speaker'] for r in rs}):3d} speakers, "
@@ -118,18 +127,44 @@ def main() -> None:
             print(f"  step {ev['step']:5d}  {ev['elapsed_s'] / 60:5.2f} min  loss {ev['loss']:.3f}  "
                   f"lr {ev['lr']:.2e}", flush=True)
 
-    res = train(
-        [(r["feats"], r["text"]) for r in split["train"]],
-        [(r["feats"], r["text"]) for r in split["dev"]],
-        mcfg, tcfg, progress=progress,
-    )
-    blob = checkpoint_bytes(
-        res.state_dict, mcfg, {"train_config": res.train_config, "feature_config": FeatureConfig().to_dict()}
-    )
+    if args.load:
+        from types import SimpleNamespace
+
+        from speech_assets.model.train import load_checkpoint
+
+        loaded, mcfg, _ = load_checkpoint(args.load.read_bytes())
+        res = SimpleNamespace(
+            state_dict=loaded.state_dict(), train_config=tcfg.to_dict(), seconds=0.0, steps=0,
+            epochs_completed=0.0, stopped_reason=f"loaded {args.load}", best_step=None, best_dev_wer=None,
+            n_train=0, n_skipped=0, num_parameters=loaded.num_parameters(), digest="",
+        )
+    else:
+        res = train(
+            [(r["feats"], r["text"]) for r in split["train"]],
+            [(r["feats"], r["text"]) for r in split["dev"]],
+            mcfg, tcfg, progress=progress,
+        )
+    extra = {"train_config": res.train_config, "feature_config": FeatureConfig().to_dict()}
+    t0 = time.monotonic()
+    from speech_assets.model.architecture import CTCModel
+    from speech_assets.model.lexicon_decode import fit_decoder_spec
+
+    model = CTCModel(mcfg)
+    model.load_state_dict(res.state_dict)
+    if args.lm_order:
+        extra["decoder"] = fit_decoder_spec(
+            model, [r["text"] for r in split["train"]], [(r["feats"], r["text"]) for r in split["dev"]],
+            order=args.lm_order,
+        )
+        spec = extra["decoder"]
+        print(f"LM: order {args.lm_order}, {spec['lexicon_words']} words, lm_weight {spec['lm_weight']}, "
+              f"word_score {spec['word_score']}, dev WER {spec['dev_wer']:.4f}, fitted+tuned in "
+              f"{time.monotonic() - t0:.0f} s", flush=True)
+    blob = checkpoint_bytes(res.state_dict, mcfg, extra)
     if args.save:
         args.save.write_bytes(blob)
 
-    tr = Transcriber.from_checkpoint(blob)
+    tr = Transcriber.from_checkpoint(blob, decoder="greedy")
     test = split["test"]
     waves = [sf.read(args.corpus_dir / r["audio_filepath"], dtype="float32")[0] for r in test]
     # the serving features must be the training features, bit for bit
@@ -157,6 +192,22 @@ def main() -> None:
             if idx:
                 print(f"   {acc:9s} {ch:6s} n={len(idx):3d}  WER "
                       f"{jiwer.wer([refs[i] for i in idx], [hyps[i] for i in idx]):.4f}")
+    if "decoder" in extra:
+        tl = Transcriber.from_checkpoint(blob)
+        t0 = time.perf_counter()
+        lh = [o.text for o in tl.transcribe_batch(waves)]
+        lm_s = time.perf_counter() - t0
+        print(f"test lexicon+LM: WER {jiwer.wer(refs, lh):.4f}  CER {jiwer.cer(refs, lh):.4f}  "
+              f"RTF {lm_s / audio_s:.4f}")
+        for acc in sorted({r["accent"] for r in test}):
+            for ch in sorted({r["channel"] for r in test}):
+                idx = [i for i, r in enumerate(test) if r["accent"] == acc and r["channel"] == ch]
+                if idx:
+                    print(f"   {acc:9s} {ch:6s} n={len(idx):3d}  WER "
+                          f"{jiwer.wer([refs[i] for i in idx], [lh[i] for i in idx]):.4f}")
+        bad = [(r, h) for r, h in zip(refs, lh) if r != h][:8]
+        for r, h in bad:
+            print(f"  REF {r}\n  LM  {h}")
     print(f"mean confidence {np.mean([o.confidence for o in outs]):.3f}")
     print(f"inference RTF (2 threads): batched {infer_s / audio_s:.4f}, one at a time {single_s / single_audio:.4f}")
     if args.beam:

@@ -21,11 +21,17 @@ from pathlib import Path
 from speech_assets.settings import DEFAULT_REPOSITORY, PROJECT_ROOT, data_home, landing_dir, local_store_dir
 
 DEMO_DAYS = [
-    # name, seed, accents, channels
-    ("day-01", 101, "us,gb,rp,scottish", "clean:0.8,noisy:0.2"),
-    ("day-02", 102, "us,gb,rp,scottish", "clean:0.7,noisy:0.2,reverb:0.1"),
-    ("day-03", 103, "us,gb,rp,scottish", "clean:0.8,noisy:0.2"),
+    # name, seed, accents, channels, utterances (None: --utterances)
+    # day-00 is the backlog a team starts from: enough speech for a first model to meet the floors.
+    ("day-00", 100, "us,gb,rp,scottish", "clean:0.8,noisy:0.2", "bootstrap"),
+    ("day-01", 101, "us,gb,rp,scottish", "clean:0.8,noisy:0.2", None),
+    ("day-02", 102, "us,gb,rp,scottish", "clean:0.7,noisy:0.2,reverb:0.1", None),
+    ("day-03", 103, "us,gb,rp,scottish", "clean:0.8,noisy:0.2", None),
 ]
+# Speakers per accent of the demo population (the same people every day): enough that the speaker-disjoint
+# test split holds several speakers per accent, so per-accent intervals mean something.
+DEMO_SPEAKERS_PER_ACCENT = 40
+DEMO_BOOTSTRAP_UTTERANCES = 6000
 
 
 def _log(msg: str) -> None:
@@ -61,14 +67,17 @@ def add_broken_uploads(batch_dir: Path) -> int:
     return len(rows) + 1
 
 
-def generate_landing(utterances: int, workers: int) -> list[str]:
+def generate_landing(utterances: int, workers: int, bootstrap_utterances: int = 0) -> list[str]:
     from speech_assets.audio.simulate import SimulationConfig, generate_batch
 
     landing = landing_dir()
     landing.mkdir(parents=True, exist_ok=True)
     staging = data_home() / "generated"
     names = []
-    for i, (name, seed, accents, channels) in enumerate(DEMO_DAYS):
+    for name, seed, accents, channels, size in DEMO_DAYS:
+        n = bootstrap_utterances if size == "bootstrap" else utterances
+        if n <= 0:
+            continue
         names.append(name)
         if (landing / name / "_READY").exists():
             _log(f"{name}: already in the landing zone")
@@ -77,16 +86,17 @@ def generate_landing(utterances: int, workers: int) -> list[str]:
         shutil.rmtree(out, ignore_errors=True)
         t0 = time.perf_counter()
         config = SimulationConfig(
-            n_utterances=utterances,
+            n_utterances=n,
             seed=seed,
             speaker_seed=1,  # the same speaker population every day
+            speakers_per_accent=DEMO_SPEAKERS_PER_ACCENT,
             accents=accents.split(","),
             channels={k: float(v) for k, v in (c.split(":") for c in channels.split(","))},
             workers=workers,
         )
         generate_batch(out, config)
-        extra = add_broken_uploads(out) if i == 1 else 0
-        _log(f"{name}: simulated {utterances} utterances in {time.perf_counter() - t0:.1f}s" + (f" (+{extra} broken uploads)" if extra else ""))
+        extra = add_broken_uploads(out) if name == "day-02" else 0
+        _log(f"{name}: simulated {n} utterances in {time.perf_counter() - t0:.1f}s" + (f" (+{extra} broken uploads)" if extra else ""))
         # A rename is atomic: the sensor never sees a half-copied batch.
         shutil.rmtree(landing / name, ignore_errors=True)
         os.replace(out, landing / name)
@@ -294,7 +304,11 @@ Open the Dagster UI (assets, metadata, the intake sensor):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="speech_assets demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--utterances", type=int, default=150, help="utterances per simulated batch")
+    parser.add_argument("--utterances", type=int, default=150, help="utterances per simulated day")
+    parser.add_argument(
+        "--bootstrap-utterances", type=int, default=DEMO_BOOTSTRAP_UTTERANCES,
+        help="utterances in day-00, the backlog the first model trains on (0: none)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--skip-training", action="store_true", help="stop after intake and features")
@@ -310,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     from speech_assets.intake.landing import scan_landing
 
     started = time.perf_counter()
-    names = generate_landing(args.utterances, args.workers)
+    names = generate_landing(args.utterances, args.workers, args.bootstrap_utterances)
     batches = {b.batch_id: b for b in scan_landing(landing_dir()) if b.path.name in names}
     hashes = {bid: b.content_hash() for bid, b in batches.items()}
     # Create the instance's SQLite schema here, before the daemon's threads race to do it themselves.

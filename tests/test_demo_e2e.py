@@ -24,10 +24,11 @@ def test_demo_runs_intake_features_training_and_registration_through_the_daemon(
         env.pop(name, None)
     proc = subprocess.run(
         [
-            sys.executable, "-m", "speech_assets", "demo", "--utterances", "12", "--timeout", "400",
+            sys.executable, "-m", "speech_assets", "demo", "--utterances", "12", "--bootstrap-utterances", "0", "--timeout", "400",
             # A few training steps and a lenient gate: this checks the daemon-driven wiring end to end, not the
             # model's quality (bench/train_budget.py measures that).
-            "--train-config", json.dumps({"epochs": 1, "max_steps": 3, "hidden": 32, "layers": 1, "batch_size": 8}),
+            "--train-config", json.dumps({"epochs": 1, "max_steps": 3, "hidden": 32, "layers": 1, "batch_size": 8,
+                                           "lm_order": 2}),
             "--eval-config", json.dumps({"min_utterances": 1, "min_speakers": 1, "bootstrap_resamples": 100,
                                           "baseline_utterances": 0, "rtf_utterances": 2, "wer_floor": 5.0,
                                           "slice_wer_floor": 5.0, "max_ece": 1.0}),

@@ -1,8 +1,9 @@
 """Run a checkpoint over stored features and turn its outputs into evaluation rows, calibration and a report.
 
 The only module of `evaluation` that knows about the model: everything else here works on plain rows.
-The forward pass runs once per split; temperatures are applied to the kept logits, so fitting calibration
-costs no extra forward passes.
+The forward pass and the search (the checkpoint's own decoder: lexicon + LM when it has one, as served) run
+once per split; temperatures only rescore the confidences of the kept alignments, so fitting calibration costs
+no extra forward passes or searches.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from speech_assets.evaluation.calibration import calibration_report, correctness
 from speech_assets.evaluation.promotion import PromotionDecision, PromotionPolicy, decide
 from speech_assets.evaluation.report import BaselineSummary, EvalReport, build_report
 from speech_assets.features.dataset import Utterance
-from speech_assets.model.decode import greedy_decode
+from speech_assets.model.decode import Hypothesis, at_temperature
+from speech_assets.model.inference import make_search
 from speech_assets.model.train import load_checkpoint
 
 
@@ -27,11 +29,18 @@ class ModelOutputs:
     logits: list[np.ndarray]  # [frames', vocab] per utterance, before temperature
     frame_shift_s: float
     forward_seconds: float
+    hypotheses: list[Hypothesis]  # the search's output at temperature 1
+    decoder: str
+    search_seconds: float
+
+    def _at(self, temperature: float) -> list[Hypothesis]:
+        if temperature == 1.0:
+            return self.hypotheses
+        return [at_temperature(h, l, temperature, self.frame_shift_s) for h, l in zip(self.hypotheses, self.logits)]
 
     def rows(self, temperature: float) -> list[dict]:
         rows = []
-        for u, logit in zip(self.utterances, self.logits):
-            hyp = greedy_decode(logit, temperature=temperature, frame_shift_s=self.frame_shift_s)
+        for u, hyp in zip(self.utterances, self._at(temperature)):
             rows.append(
                 {
                     "utterance_id": u.utt_id,
@@ -45,13 +54,13 @@ class ModelOutputs:
         return rows
 
     def confidences(self, temperature: float) -> np.ndarray:
-        return np.asarray(
-            [greedy_decode(l, temperature=temperature, frame_shift_s=self.frame_shift_s).confidence for l in self.logits]
-        )
+        return np.asarray([h.confidence for h in self._at(temperature)])
 
 
-def run_model(checkpoint: bytes, utterances: list[Utterance], batch_size: int = 32) -> ModelOutputs:
-    model, config, _ = load_checkpoint(checkpoint)
+def run_model(
+    checkpoint: bytes, utterances: list[Utterance], batch_size: int = 32, decoder: str | None = None
+) -> ModelOutputs:
+    model, config, extra = load_checkpoint(checkpoint)
     model.eval()
     logits: list[np.ndarray | None] = [None] * len(utterances)
     order = sorted(range(len(utterances)), key=lambda i: utterances[i].features.shape[0])
@@ -66,7 +75,14 @@ def run_model(checkpoint: bytes, utterances: list[Utterance], batch_size: int = 
             log_probs, out_lengths = model(batch, lengths)
             for row, i in enumerate(idx):
                 logits[i] = log_probs[row, : out_lengths[row]].numpy().copy()
-    return ModelOutputs(utterances, logits, config.frame_shift_s, time.perf_counter() - started)  # type: ignore[arg-type]
+    forward_s = time.perf_counter() - started
+    search = make_search(extra, decoder, frame_shift_s=config.frame_shift_s)
+    started = time.perf_counter()
+    hyps = [search(l) for l in logits]
+    kind = decoder or (extra.get("decoder", {}).get("kind", "lexicon") if extra.get("decoder") else "greedy")
+    return ModelOutputs(
+        utterances, logits, config.frame_shift_s, forward_s, hyps, kind, time.perf_counter() - started  # type: ignore[arg-type]
+    )
 
 
 @dataclass
@@ -77,6 +93,7 @@ class Evaluation:
     ece: float  # challenger's, on test, as served (after calibration)
     champion_rows: list[dict] | None  # the champion on the same test utterances, as served
     champion_ece: float | None
+    decoder: str = "greedy"  # how the challenger's hypotheses were searched
 
     def decide(self, policy: PromotionPolicy | None = None) -> PromotionDecision:
         return decide(
@@ -126,4 +143,6 @@ def evaluate(
         champion_rows = run_model(champ_ckpt, test).rows(champ_temperature)
         conf = [r["confidence"] for r in champion_rows]
         champion_ece = calibration_report(conf, conf, correctness(champion_rows), method="none").ece_after
-    return Evaluation(report, fit.temperature, test_rows, calib.ece_after, champion_rows, champion_ece)
+    return Evaluation(
+        report, fit.temperature, test_rows, calib.ece_after, champion_rows, champion_ece, test_out.decoder
+    )

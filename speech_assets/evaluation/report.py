@@ -303,6 +303,13 @@ class EvalReport:
             plots["reliability"] = _png(self._plot_reliability())
         return plots
 
+    def plots_markdown(self) -> str:
+        """The plots as markdown images with inline base64 PNGs (what Dagster's metadata view renders)."""
+        return "\n\n".join(
+            f"**{name.replace('_', ' ')}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+            for name, png in self.plots_png().items()
+        )
+
     def _plot_wer_by_slice(self):
         from matplotlib.figure import Figure
 

@@ -15,6 +15,9 @@ import numpy as np
 
 # Bump when the computation changes in a way the config does not capture (invalidates stored features).
 FEATURE_CODE_VERSION = "1"
+# Stored feature sets are float16 (half the bytes; log-mels need ~3 significant digits).  Serving rounds
+# its features through the same dtype so a model sees exactly the numbers it was trained on.
+STORAGE_DTYPE = np.float16
 
 
 @dataclass(frozen=True)

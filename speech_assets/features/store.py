@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import soundfile as sf
 
 from speech_assets.audio.decode import read_canonical_wav
-from speech_assets.features.logmel import FeatureConfig, LogMelExtractor
+from speech_assets.features.logmel import STORAGE_DTYPE, FeatureConfig, LogMelExtractor
 from speech_assets.features.stats import batch_stats
 from speech_assets.intake.batch import metadata_path
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
@@ -108,7 +108,9 @@ def compute_batch_features(
     feats = (extractor or LogMelExtractor(config))(waveforms)
 
     offsets = np.cumsum([0] + [f.shape[0] for f in feats])
-    array = np.concatenate(feats, axis=0).astype(np.float16) if feats else np.zeros((0, config.n_mels), np.float16)
+    array = (
+        np.concatenate(feats, axis=0).astype(STORAGE_DTYPE) if feats else np.zeros((0, config.n_mels), STORAGE_DTYPE)
+    )
     index = pa.table(
         {
             "utt_id": [r["utt_id"] for r in rows],

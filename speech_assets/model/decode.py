@@ -51,6 +51,7 @@ class Hypothesis:
     confidence: float
     words: list[Word] = field(default_factory=list)
     log_prob: float = 0.0  # path (greedy) or prefix (beam) log-probability
+    path: np.ndarray | None = None  # frame labels of the alignment the confidences come from
 
 
 def log_posteriors(scores, temperature: float = 1.0) -> np.ndarray:
@@ -114,7 +115,22 @@ def _hypothesis(path: np.ndarray, logp: np.ndarray, frame_shift_s: float, log_pr
         confidence=min(1.0, max(0.0, conf)),
         words=words,
         log_prob=log_prob,
+        path=path,
     )
+
+
+def at_temperature(hyp: Hypothesis, scores, temperature: float, frame_shift_s: float = 0.04) -> Hypothesis:
+    """The same words, confidences recomputed at ``temperature`` on the same alignment.
+
+    Calibration changes how sure the model says it is, never what it says:
+    the search runs once (at temperature 1) and every fitted temperature is
+    applied here, which is also what makes fitting it cheap.
+    """
+    if hyp.path is None:
+        raise ValueError("hypothesis has no alignment path to rescore")
+    out = _hypothesis(hyp.path, log_posteriors(scores, temperature), frame_shift_s, hyp.log_prob)
+    out.text = hyp.text
+    return out
 
 
 def greedy_decode(scores, temperature: float = 1.0, frame_shift_s: float = 0.04) -> Hypothesis:

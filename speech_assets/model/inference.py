@@ -10,6 +10,11 @@ only), so a service (BentoML) can ship it without the orchestration stack.
 Features are computed by the same LogMelExtractor as in training, with the
 FeatureConfig recorded in the checkpoint's extra ("feature_config"), or the
 default FeatureConfig for a checkpoint that has none.
+
+Decoding: "lexicon" (word LM + lexicon beam search, the default when the
+checkpoint carries a "decoder" entry), "beam" (character prefix beam search)
+or "greedy".  The search always runs at temperature 1; the calibrated
+temperature only rescales the confidences (decode.at_temperature).
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from speech_assets.features.logmel import FeatureConfig, LogMelExtractor
+from speech_assets.features.logmel import STORAGE_DTYPE, FeatureConfig, LogMelExtractor
 from speech_assets.model.architecture import CTCModel, ModelConfig
-from speech_assets.model.decode import Hypothesis, beam_search, greedy_decode
+from speech_assets.model.decode import Hypothesis, at_temperature, beam_search, greedy_decode
 from speech_assets.model.train import load_checkpoint
 
 
@@ -34,6 +39,31 @@ class Transcript:
     duration_s: float = 0.0
 
 
+DECODERS = ("greedy", "beam", "lexicon")
+
+
+def make_search(extra: dict, decoder: str | None = None, beam_width: int = 8, frame_shift_s: float = 0.04):
+    """scores [T, V] -> Hypothesis at temperature 1, by the named decoder (default: the checkpoint's)."""
+    spec = extra.get("decoder")
+    decoder = decoder or (spec.get("kind", "lexicon") if spec else "greedy")
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    if decoder == "lexicon":
+        if not spec:
+            raise ValueError("this checkpoint has no lexicon/LM; use decoder='greedy' or 'beam'")
+        from speech_assets.model.lexicon_decode import LexiconDecoder
+        from speech_assets.model.lm import NgramLM
+
+        lex = LexiconDecoder(
+            NgramLM.from_arpa(spec["arpa"]), lm_weight=spec["lm_weight"], word_score=spec["word_score"],
+            beam_size=spec.get("beam_size", 32),
+        )
+        return lambda scores: lex.decode(scores, 1.0, frame_shift_s)
+    if decoder == "beam":
+        return lambda scores: beam_search(scores, beam_width, 1.0, frame_shift_s)
+    return lambda scores: greedy_decode(scores, 1.0, frame_shift_s)
+
+
 class Transcriber:
     def __init__(
         self,
@@ -43,6 +73,7 @@ class Transcriber:
         beam_width: int = 1,
         feature_config: FeatureConfig | None = None,
         extra: dict | None = None,
+        decoder: str | None = None,
     ):
         if temperature <= 0:
             raise ValueError("temperature must be > 0")
@@ -57,13 +88,21 @@ class Transcriber:
         self.temperature = float(temperature)
         self.beam_width = int(beam_width)
         self.extra = extra or {}
+        if decoder is None and beam_width > 1:
+            decoder = "beam"  # the older way of asking for a beam search
+        self._search = make_search(self.extra, decoder, max(beam_width, 2), config.frame_shift_s)
         self._extract = LogMelExtractor(fc, threads=None)
 
     @classmethod
-    def from_checkpoint(cls, data: bytes, temperature: float = 1.0, beam_width: int = 1) -> "Transcriber":
+    def from_checkpoint(
+        cls, data: bytes, temperature: float = 1.0, beam_width: int = 1, decoder: str | None = None
+    ) -> "Transcriber":
         model, config, extra = load_checkpoint(data)
         fc = FeatureConfig(**extra["feature_config"]) if "feature_config" in extra else None
-        return cls(model, config, temperature=temperature, beam_width=beam_width, feature_config=fc, extra=extra)
+        return cls(
+            model, config, temperature=temperature, beam_width=beam_width, feature_config=fc, extra=extra,
+            decoder=decoder,
+        )
 
     def features(self, waveform: np.ndarray) -> torch.Tensor:
         """float32 mono waveform -> log-mel [frames, n_mels]."""
@@ -77,7 +116,8 @@ class Transcriber:
             if not np.issubdtype(x.dtype, np.floating):
                 raise TypeError(f"expected float samples in [-1, 1], got {x.dtype}")
         waves = [np.nan_to_num(np.asarray(x, dtype=np.float32)) for x in waveforms]
-        return [torch.from_numpy(f) for f in self._extract(waves)]
+        # through the storage dtype: the same numbers training read from the feature store
+        return [torch.from_numpy(f.astype(STORAGE_DTYPE).astype(np.float32)) for f in self._extract(waves)]
 
     def transcribe(self, waveform: np.ndarray) -> Transcript:
         return self.transcribe_batch([waveform])[0]
@@ -105,7 +145,7 @@ class Transcriber:
         return out  # type: ignore[return-value]
 
     def _decode(self, scores: torch.Tensor) -> Hypothesis:
-        shift = self.config.frame_shift_s
-        if self.beam_width > 1:
-            return beam_search(scores, self.beam_width, self.temperature, shift)
-        return greedy_decode(scores, self.temperature, shift)
+        hyp = self._search(scores)
+        if self.temperature != 1.0:
+            hyp = at_temperature(hyp, scores, self.temperature, self.config.frame_shift_s)
+        return hyp

@@ -133,3 +133,26 @@ def test_features_asset_metadata_and_refusal_of_unpublished_batch(tmp_path, land
         dg.materialize([raw_audio], partition_key="bad", instance=instance, resources=resources, raise_on_error=False)
         failed = dg.materialize([features], partition_key="bad", instance=instance, resources=resources, raise_on_error=False)
         assert not failed.success
+
+
+def test_serving_features_equal_the_stored_training_features(published):
+    """The Transcriber (serving) and the features asset (training) must feed the model identical numbers."""
+    from speech_assets.model.architecture import CTCModel, ModelConfig
+    from speech_assets.model.inference import Transcriber
+    from speech_assets.model.train import checkpoint_bytes
+    import pyarrow.parquet as pq
+
+    store = published
+    compute_batch_features(store, REPO, "day-01", run_id="a")
+    stored = load_features(store, REPO, "main", FeatureConfig(), "day-01")
+    mcfg = ModelConfig(conv_channels=4, hidden=16, layers=1)
+    blob = checkpoint_bytes(CTCModel(mcfg).state_dict(), mcfg, {"feature_config": FeatureConfig().to_dict()})
+    tr = Transcriber.from_checkpoint(blob)
+    rows = pq.read_table(io.BytesIO(store.get_object(REPO, "main", "metadata/day-01.parquet"))).to_pylist()
+    assert len(rows) == len(stored) == 4
+    for r in rows:
+        decoded = read_canonical_wav(store.get_object(REPO, "main", r["audio_path"]))
+        assert decoded is not None
+        served = tr.features(decoded[0]).numpy()
+        assert served.dtype == np.float32 and served.shape == stored[r["utt_id"]].shape
+        assert np.array_equal(served, stored[r["utt_id"]]), r["utt_id"]

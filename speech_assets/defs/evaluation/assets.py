@@ -153,6 +153,9 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
         "rtf": float(rtf.rtf) if rtf else float("nan"),
         "champion_version": pointer["champion_version"] or "",
         "report": dg.MetadataValue.md(report.markdown()),
+        # The UI renders markdown images, so the plots show on the asset page itself (also in report.html).
+        "plots": dg.MetadataValue.md(report.plots_markdown()),
+        "decoder": ev.decoder,
     }
     for s in report.slices:
         metadata[f"wer/{s.column}={s.value}"] = float(s.wer) if s.wer == s.wer else float("nan")

@@ -32,6 +32,7 @@ class TrainingConfig(dg.Config):
     dropout: float = 0.1
     warm_start: bool = False  # fine-tune from the production model instead of starting from scratch
     num_threads: int = 2
+    lm_order: int = 3  # word LM for lexicon decoding, fitted on the train transcripts; 0 = greedy decoding only
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(
@@ -91,6 +92,18 @@ def asr_checkpoint(
     tconfig, mconfig = config.train_config(), config.architecture()
     result = train(train_set, dev_set, mconfig, tconfig, init_state=init_state, progress=progress)
     digest = state_digest(result.state_dict)
+    decoder_spec = None
+    if config.lm_order > 0:
+        from speech_assets.model.architecture import CTCModel
+        from speech_assets.model.lexicon_decode import fit_decoder_spec
+
+        trained = CTCModel(mconfig)
+        trained.load_state_dict(result.state_dict)
+        decoder_spec = fit_decoder_spec(trained, [t for _, t in train_set], dev_set, order=config.lm_order)
+        context.log.info(
+            f"word LM: order {config.lm_order}, {decoder_spec['lexicon_words']} words; tuned on dev: lm_weight "
+            f"{decoder_spec['lm_weight']}, word_score {decoder_spec['word_score']}, dev WER {decoder_spec['dev_wer']}"
+        )
     lineage = {
         "data_commit": data_commit,
         "feature_config": fconfig.to_dict(),
@@ -102,7 +115,9 @@ def asr_checkpoint(
         "dev_utterances": len(dev_set),
         "excluded": examples.excluded,
     }
-    blob = checkpoint_bytes(result.state_dict, mconfig, extra=lineage)
+    blob = checkpoint_bytes(
+        result.state_dict, mconfig, extra={**lineage, **({"decoder": decoder_spec} if decoder_spec else {})}
+    )
     saved = save_checkpoint(
         vs, store.repository, blob, digest=digest, lineage=lineage, model_config=mconfig.to_dict(),
         train_config=tconfig.to_dict(), loss_curve=result.loss_curve, dev_wer_curve=result.dev_wer_curve,
@@ -129,6 +144,10 @@ def asr_checkpoint(
             "stopped_reason": result.stopped_reason,
             "final_loss": float(curve[-1]) if curve else float("nan"),
             "best_dev_wer": float(result.best_dev_wer) if result.best_dev_wer is not None else float("nan"),
+            "decoder": "lexicon+lm" if decoder_spec else "greedy",
+            "dev_wer_lexicon_lm": (
+                float(decoder_spec["dev_wer"]) if decoder_spec and decoder_spec["dev_wer"] is not None else float("nan")
+            ),
             "train_utterances": len(train_set),
             "train_config": dg.MetadataValue.json(json.loads(json.dumps(tconfig.to_dict()))),
             "loss_curve": dg.MetadataValue.md(loss_table),
