@@ -77,23 +77,36 @@ class LogMelExtractor:
         return torch.log(torch.matmul(power, self._fbank) + self.config.log_floor)  # [B, frames, mels]
 
     def __call__(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
-        """float32 mono waveforms at `config.sample_rate` -> float32 arrays [frames, n_mels], in input order."""
+        """float32 mono waveforms at `config.sample_rate` -> float32 arrays [frames, n_mels], in input order.
+
+        The arrays are views into one contiguous block (see `concatenated`)."""
+        array, offsets = self.concatenated(waveforms)
+        return [array[offsets[i] : offsets[i + 1]] for i in range(len(waveforms))]
+
+    def concatenated(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """All utterances' log-mels back to back in one float32 [total frames, n_mels] array, and the
+        offsets [len + 1] of each utterance's rows: each batch's frames are written straight into place
+        (no per-utterance copies and no concatenation afterwards)."""
         torch = self._torch
-        out: list[np.ndarray | None] = [None] * len(waveforms)
+        frames = [self.config.n_frames(len(w)) for w in waveforms]
+        offsets = np.zeros(len(waveforms) + 1, dtype=np.int64)
+        np.cumsum(frames, out=offsets[1:])
+        out = np.empty((int(offsets[-1]), self.config.n_mels), dtype=np.float32)
         # Similar lengths together keep padding (wasted FFTs) small.
         order = sorted(range(len(waveforms)), key=lambda i: len(waveforms[i]))
-        pad = self.config.n_fft // 2
         previous_threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            self._run(waveforms, order, pad, out)
+            self._run(waveforms, order, out, offsets)
         finally:
             torch.set_num_threads(previous_threads)
-        return out  # type: ignore[return-value]
+        return out, offsets
 
-    def _run(self, waveforms, order, pad, out) -> None:
+    def _run(self, waveforms, order, out: np.ndarray, offsets: np.ndarray) -> None:
         torch = self._torch
+        pad = self.config.n_fft // 2
+        dest = torch.from_numpy(out)
         start = 0
         with torch.inference_mode():
             while start < len(order):
@@ -111,8 +124,8 @@ class LogMelExtractor:
                     batch[row, : padded.numel()] = padded
                 logmel = self._logmel(batch)
                 for row, i in enumerate(idx):
-                    n = self.config.n_frames(len(waveforms[i]))
-                    out[i] = logmel[row, :n].numpy().copy()
+                    a, b = int(offsets[i]), int(offsets[i + 1])
+                    dest[a:b] = logmel[row, : b - a]
                 start = end
 
 

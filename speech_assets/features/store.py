@@ -51,6 +51,14 @@ class FeatureBatchResult:
     stats: dict
 
 
+def to_storage_dtype(frames: np.ndarray) -> np.ndarray:
+    """float32 -> STORAGE_DTYPE with torch's vectorized conversion (same values as numpy's, ~5x less CPU)."""
+    import torch
+
+    dtype = torch.from_numpy(np.empty(0, STORAGE_DTYPE)).dtype
+    return torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(dtype).numpy()
+
+
 def _npy_bytes(array: np.ndarray) -> bytes:
     sink = io.BytesIO()
     np.save(sink, array, allow_pickle=False)
@@ -98,19 +106,15 @@ def compute_batch_features(
 
     rows = pq.read_table(io.BytesIO(meta_bytes)).to_pylist()
     waveforms = []
-    for r in rows:
-        raw = store.get_object(repo, read_commit, r["audio_path"])
+    for r, raw in zip(rows, store.get_objects(repo, read_commit, [r["audio_path"] for r in rows])):
         decoded = read_canonical_wav(raw)
         data, sr = decoded if decoded is not None else sf.read(io.BytesIO(raw), dtype="float32")
         if sr != config.sample_rate:  # intake guarantees 16 kHz; a mismatch means a config/intake disagreement
             raise ValueError(f"{r['audio_path']}: sample rate {sr} != feature config {config.sample_rate}")
         waveforms.append(data)
-    feats = (extractor or LogMelExtractor(config))(waveforms)
-
-    offsets = np.cumsum([0] + [f.shape[0] for f in feats])
-    array = (
-        np.concatenate(feats, axis=0).astype(STORAGE_DTYPE) if feats else np.zeros((0, config.n_mels), STORAGE_DTYPE)
-    )
+    frames, offsets = (extractor or LogMelExtractor(config)).concatenated(waveforms)
+    feats = [frames[offsets[i] : offsets[i + 1]] for i in range(len(rows))]
+    array = to_storage_dtype(frames)
     index = pa.table(
         {
             "utt_id": [r["utt_id"] for r in rows],
@@ -119,7 +123,7 @@ def compute_batch_features(
         },
         schema=INDEX_SCHEMA,
     )
-    stats = batch_stats(feats, rows)
+    stats = batch_stats(feats, rows, frames=frames)
     stats.update(
         {
             "batch_id": batch_id,

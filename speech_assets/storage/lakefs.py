@@ -292,6 +292,11 @@ class LakeFSVersionStore:
             with self._repo(repo).ref(ref).object(path).reader(mode="rb", pre_sign=False) as reader:
                 return bytes(reader.read())
 
+    def get_objects(self, repo: str, ref: str, paths: list[str]) -> Iterator[bytes]:
+        """Many objects at one ref (lakeFS has no batch read: one request each)."""
+        for path in paths:
+            yield self.get_object(repo, ref, path)
+
     def stat_object(self, repo: str, ref: str, path: str) -> ObjectStat:
         validate_path(path)
         with _translate_errors(f"stat {repo}@{ref}/{path}"):

@@ -230,6 +230,7 @@ class LocalVersionStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self._objects = self.root / "objects"
+        self._objects_str = str(self._objects)
         self._trees = self.root / "trees"
         self._db_path = self.root / "refs.sqlite"
         self._objects.mkdir(parents=True, exist_ok=True)
@@ -330,8 +331,10 @@ class LocalVersionStore:
         return self._trees / tree_id[:2] / tree_id[2:]
 
     def _read_blob(self, repo: str, path: str, checksum: str) -> bytes:
+        # plain string paths and open(): pathlib's joins cost more than the read for small audio files
         try:
-            return self._blob_path(checksum).read_bytes()
+            with open(f"{self._objects_str}/{checksum[:2]}/{checksum[2:]}", "rb") as f:
+                return f.read()
         except FileNotFoundError:
             raise StoreError(
                 f"content {checksum} of '{path}' in repository '{repo}' is missing from {self._objects}"
@@ -631,6 +634,16 @@ class LocalVersionStore:
         with self._read() as conn:
             entry = self._lookup(conn, repo, ref, path)
         return self._read_blob(repo, path, entry[0])
+
+    def get_objects(self, repo: str, ref: str, paths: list[str]) -> Iterator[bytes]:
+        """Many objects at one ref: the ref is resolved once and the lookups share one read transaction
+        (per-object lookups were a sixth of the features asset's CPU time)."""
+        for path in paths:
+            validate_path(path)
+        with self._read() as conn:
+            entries = [self._lookup(conn, repo, ref, path) for path in paths]
+        for path, entry in zip(paths, entries):
+            yield self._read_blob(repo, path, entry[0])
 
     def stat_object(self, repo: str, ref: str, path: str) -> ObjectStat:
         validate_path(path)

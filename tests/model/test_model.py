@@ -66,19 +66,35 @@ def test_training_skips_out_of_vocabulary_transcripts():
 
 
 # ---------------------------------------------------------- architecture --
-def test_output_shapes_and_lengths():
+@pytest.mark.parametrize(
+    "time_stride, expected",
+    [
+        (4, [51, 40, 3]),  # ceil(ceil(T / 2) / 2)
+        (3, [68, 54, 3]),  # ceil(T / 3)
+        (2, [102, 80, 5]),  # ceil(T / 2)
+    ],
+)
+def test_output_shapes_and_lengths(time_stride, expected):
     torch.manual_seed(0)
-    model = CTCModel(ModelConfig()).eval()
+    config = ModelConfig(time_stride=time_stride)
+    model = CTCModel(config).eval()
     lengths = torch.tensor([203, 160, 9])
     log_probs, out_lengths = model(torch.randn(3, 203, 80), lengths)
-    assert log_probs.shape == (3, 51, VOCAB_SIZE)
-    assert out_lengths.tolist() == [51, 40, 3]  # ceil(ceil(T / 2) / 2)
-    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(3, 51), atol=1e-5)
+    assert log_probs.shape == (3, expected[0], VOCAB_SIZE)
+    assert out_lengths.tolist() == expected
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(3, expected[0]), atol=1e-5)
+    assert config.frame_shift_s == pytest.approx(0.01 * time_stride)
 
 
-def test_outputs_do_not_depend_on_batching():
+def test_time_stride_must_be_supported():
+    with pytest.raises(ValueError, match="time_stride"):
+        ModelConfig(time_stride=5)
+
+
+@pytest.mark.parametrize("time_stride", [2, 3, 4])
+def test_outputs_do_not_depend_on_batching(time_stride):
     torch.manual_seed(0)
-    model = CTCModel(TINY).eval()
+    model = CTCModel(ModelConfig(**{**TINY.to_dict(), "time_stride": time_stride})).eval()
     x, lengths = torch.randn(2, 50, 80), torch.tensor([50, 23])
     batched, out_lengths = model(x, lengths)
     alone, _ = model(x[1:, :23], lengths[1:])

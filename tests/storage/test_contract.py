@@ -79,6 +79,17 @@ def test_create_repository(store):
 
 
 # -- objects --------------------------------------------------------------------------------------------
+def test_get_objects_reads_many_in_order_at_one_ref(store, repo):
+    store.put_object(repo, MAIN, "a/1", b"one")
+    store.put_object(repo, MAIN, "a/2", b"two")
+    first = store.commit(repo, MAIN, "two objects")
+    store.put_object(repo, MAIN, "a/1", b"uno")  # staged on the branch after the commit
+    assert list(store.get_objects(repo, MAIN, ["a/2", "a/1"])) == [b"two", b"uno"]
+    assert list(store.get_objects(repo, first, ["a/1", "a/2"])) == [b"one", b"two"]
+    with pytest.raises(NotFoundError):
+        list(store.get_objects(repo, first, ["a/1", "a/missing"]))
+
+
 def test_put_get_stat_round_trip(store, repo):
     data = b"RIFF....WAVEfmt \x00\x01\xff"
     stat = store.put_object(repo, MAIN, "audio/utt-1.wav", data, content_type="audio/wav", metadata={"speaker": "s1"})

@@ -21,14 +21,16 @@ class TrainingConfig(dg.Config):
     """Hyperparameters (typed, shown in the launchpad); defaults are the demo's budgeted run."""
 
     seed: int = 0
-    epochs: int = 12
+    epochs: int = 6
     max_steps: int = 0  # 0 = no cap beyond epochs
     batch_size: int = 32
-    lr: float = 2e-3
-    spec_augment: bool = True
+    lr: float = 4e-3
+    spec_augment: bool = False
     max_minutes: float = 30.0  # safety cap only; the step budget defines the run
-    hidden: int = 256
+    conv_channels: int = 16
+    hidden: int = 192
     layers: int = 2
+    time_stride: int = 3  # conv front-end time subsampling: 3 -> 30 ms CTC frames
     dropout: float = 0.1
     warm_start: bool = False  # fine-tune from the production model instead of starting from scratch
     num_threads: int = 2
@@ -42,7 +44,10 @@ class TrainingConfig(dg.Config):
         )
 
     def architecture(self) -> ModelConfig:
-        return ModelConfig(hidden=self.hidden, layers=self.layers, dropout=self.dropout)
+        return ModelConfig(
+            conv_channels=self.conv_channels, hidden=self.hidden, layers=self.layers, dropout=self.dropout,
+            time_stride=self.time_stride,
+        )
 
 
 @dg.asset(
