@@ -73,6 +73,9 @@ def test_gate_fails_a_first_model_below_the_floors_and_nothing_is_registered(cor
     report = _md(result, "eval_report")
     assert report["test_utterances"] > 0 and 0 <= report["ece_after"] <= 1
     assert "| accent |" in report["report"] or "accent" in report["report"]
+    # the plots render on the asset page (markdown images), and the served decoder was evaluated
+    assert report["plots"].count("](data:image/png;base64,") >= 1
+    assert report["decoder"] == "lexicon" and ckpt["decoder"] == "lexicon+lm"
 
 
 def test_gate_passes_registers_then_compares_the_next_model_with_the_champion(corpus):

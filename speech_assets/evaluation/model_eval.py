@@ -18,7 +18,7 @@ from speech_assets.evaluation.calibration import calibration_report, correctness
 from speech_assets.evaluation.promotion import PromotionDecision, PromotionPolicy, decide
 from speech_assets.evaluation.report import BaselineSummary, EvalReport, build_report
 from speech_assets.features.dataset import Utterance
-from speech_assets.model.decode import Hypothesis, at_temperature
+from speech_assets.model.decode import Hypothesis, _tokens_from_path, at_temperature, confidence_at
 from speech_assets.model.inference import make_search
 from speech_assets.model.train import load_checkpoint
 
@@ -54,7 +54,57 @@ class ModelOutputs:
         return rows
 
     def confidences(self, temperature: float) -> np.ndarray:
-        return np.asarray([h.confidence for h in self._at(temperature)])
+        """Every utterance's confidence at ``temperature`` (decode.confidence_at, vectorized over the split:
+        calibration fitting calls this dozens of times)."""
+        if temperature == 1.0:
+            return np.asarray([h.confidence for h in self.hypotheses])
+        if not hasattr(self, "_table"):
+            self._table = _ConfidenceTable(self.hypotheses, self.logits)
+        return self._table(temperature)
+
+
+class _ConfidenceTable:
+    """The score rows of every emitted token's frames, stacked once, so any temperature's confidences are a
+    few array operations: log-softmax of those rows at T, each token's peak over its frames, the mean per
+    utterance, exp.  Utterances with no tokens use the mean best posterior over all their frames."""
+
+    def __init__(self, hypotheses: list[Hypothesis], logits: list[np.ndarray]):
+        rows, labels, token_starts, utt_tokens, empty = [], [], [], [], []
+        n_rows = 0
+        for i, (h, l) in enumerate(zip(hypotheses, logits)):
+            l = np.asarray(l, dtype=np.float64)
+            tokens = _tokens_from_path(h.path) if h.path is not None else []
+            if not tokens:
+                empty.append((i, l))
+                continue
+            utt_tokens.append((i, len(tokens)))
+            for tok, a, b in tokens:
+                token_starts.append(n_rows)
+                rows.append(l[a : b + 1])
+                labels.extend([tok] * (b - a + 1))
+                n_rows += b - a + 1
+        self.n = len(hypotheses)
+        self.rows = np.concatenate(rows) if rows else np.zeros((0, 1))
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.token_starts = np.asarray(token_starts, dtype=np.int64)
+        self.utt_index = np.asarray([i for i, _ in utt_tokens], dtype=np.int64)
+        counts = np.asarray([k for _, k in utt_tokens], dtype=np.int64)
+        self.utt_counts = counts
+        self.utt_starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64) if len(counts) else counts
+        self.empty = empty
+
+    def __call__(self, temperature: float) -> np.ndarray:
+        out = np.zeros(self.n)
+        if len(self.rows):
+            z = self.rows / temperature
+            zmax = z.max(axis=1, keepdims=True)
+            lse = (zmax + np.log(np.exp(z - zmax).sum(axis=1, keepdims=True)))[:, 0]
+            token_lp = np.maximum.reduceat(z[np.arange(len(z)), self.labels] - lse, self.token_starts)
+            mean = np.add.reduceat(token_lp, self.utt_starts) / self.utt_counts
+            out[self.utt_index] = np.exp(mean)
+        for i, l in self.empty:
+            out[i] = confidence_at(Hypothesis("", [], 0.0, path=np.zeros(len(l), dtype=np.int64)), l, temperature)
+        return np.clip(out, 0.0, 1.0)
 
 
 def run_model(

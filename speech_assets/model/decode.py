@@ -119,6 +119,25 @@ def _hypothesis(path: np.ndarray, logp: np.ndarray, frame_shift_s: float, log_pr
     )
 
 
+def confidence_at(hyp: Hypothesis, scores, temperature: float) -> float:
+    """Only the utterance confidence of ``at_temperature(hyp, scores, temperature)``, vectorized.
+
+    Calibration fitting asks for it dozens of times per dev utterance; this
+    skips building words (same number, tested).
+    """
+    if hyp.path is None:
+        raise ValueError("hypothesis has no alignment path to rescore")
+    logp = log_posteriors(scores, temperature)
+    tokens = _tokens_from_path(hyp.path)
+    if not tokens:
+        return float(np.exp(logp.max(axis=1).mean())) if len(logp) else 0.0
+    frames = np.concatenate([np.arange(a, b + 1) for _, a, b in tokens])
+    labels = np.concatenate([np.full(b - a + 1, tok) for tok, a, b in tokens])
+    starts = np.cumsum([0] + [b - a + 1 for _, a, b in tokens[:-1]])
+    peaks = np.maximum.reduceat(logp[frames, labels], starts)
+    return min(1.0, max(0.0, float(np.exp(peaks.mean()))))
+
+
 def at_temperature(hyp: Hypothesis, scores, temperature: float, frame_shift_s: float = 0.04) -> Hypothesis:
     """The same words, confidences recomputed at ``temperature`` on the same alignment.
 

@@ -43,7 +43,7 @@ CHECKPOINT_FORMAT = "speech_assets.ctc/1"
 class TrainConfig:
     seed: int = 0
     # Defaults: the demo's budgeted run (bench/train_budget.py measured them on the demo corpus, 2 cores).
-    epochs: int = 6
+    epochs: int = 4
     max_steps: int | None = None  # caps epochs * batches_per_epoch when set
     batch_size: int = 32
     lr: float = 4e-3  # peak of the one-cycle schedule

@@ -121,3 +121,19 @@ def test_transcriber_uses_the_checkpoints_lexicon_decoder():
     plain = checkpoint_bytes(model.state_dict(), TINY, {})
     with pytest.raises(ValueError, match="no lexicon"):
         Transcriber.from_checkpoint(plain, decoder="lexicon")
+
+
+def test_fast_confidence_equals_the_full_rescoring():
+    from speech_assets.model.decode import confidence_at
+
+    rng = np.random.default_rng(1)
+    dec = LexiconDecoder(NgramLM.fit(SENTENCES, order=2))
+    for text in ["turn on the radio", "what is the time"]:
+        scores = emissions(text, peak=-0.4, floor=-2.5) + torch.tensor(rng.normal(0, 0.3, (1, VOCAB_SIZE)))
+        hyp = dec.decode(scores)
+        for t in (0.5, 1.0, 1.7, 4.0):
+            assert confidence_at(hyp, scores, t) == pytest.approx(at_temperature(hyp, scores, t).confidence, rel=1e-9)
+    empty = greedy_decode(torch.log_softmax(torch.zeros(5, VOCAB_SIZE), -1))
+    assert confidence_at(empty, torch.zeros(5, VOCAB_SIZE), 2.0) == pytest.approx(
+        at_temperature(empty, torch.zeros(5, VOCAB_SIZE), 2.0).confidence
+    )

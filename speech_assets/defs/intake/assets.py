@@ -22,6 +22,8 @@ MANIFEST_AUTOMATION = (
         dg.AutomationCondition.any_deps_updated().since_last_handled()
         | (
             dg.AutomationCondition.missing()
+            # at least one published batch: an empty manifest is not worth a run
+            & dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing())
             & ~dg.AutomationCondition.any_deps_missing()
             & ~dg.AutomationCondition.execution_failed()
         )

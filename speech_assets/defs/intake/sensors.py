@@ -18,7 +18,8 @@ def intake_run_key(batch_id: str, content_hash: str) -> str:
 @dg.sensor(
     name="intake_sensor",
     target=[raw_audio],
-    minimum_interval_seconds=10,
+    # 20 s: a new batch waits at most that long; every tick costs the code server CPU the runs could use
+    minimum_interval_seconds=20,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Watches the landing directory for ready batches (a folder with a `_READY` marker).",
 )

@@ -21,7 +21,7 @@ class TrainingConfig(dg.Config):
     """Hyperparameters (typed, shown in the launchpad); defaults are the demo's budgeted run."""
 
     seed: int = 0
-    epochs: int = 6
+    epochs: int = 4
     max_steps: int = 0  # 0 = no cap beyond epochs
     batch_size: int = 32
     lr: float = 4e-3
