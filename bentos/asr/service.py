@@ -1,0 +1,224 @@
+"""The ASR inference service: registered models behind HTTP, with an in-service canary split.
+
+    POST /transcribe        multipart field `audio` (WAV/FLAC/OGG/MP3, any rate 8-96 kHz, mono or stereo)
+    POST /transcribe_batch  multipart field `audios`, several files
+    GET  /healthz /livez /readyz /metrics   (BentoML; /metrics adds asr_* per model version)
+
+Two BentoML services: `ASR` (HTTP: limits, API key, routing, metrics) depends on `ASRModel`, whose
+batchable model calls get BentoML's adaptive batching.  Which model answers comes from the routing file
+(`ASR_ROUTING_FILE`, written by the platform, see speech_assets.serving.routing): a stable hash of the
+request key (`X-Client-Id` header, else the caller's address) against the challenger's weight.  The file is
+re-read when it changes and models are loaded from BentoML's model store before the switch, so stepping the
+weight, promoting or rolling back never restarts the server and never fails a request.
+
+Imports only BentoML and the serving/inference code of `speech_assets` (no Dagster).  Configuration from
+the environment: ASR_ROUTING_FILE, ASR_MAX_UPLOAD_BYTES (10 MB), ASR_MAX_DURATION_S (30), ASR_API_KEY
+(unset = open), ASR_REQUEST_TIMEOUT_S (30).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from http import HTTPStatus
+from pathlib import Path
+
+import bentoml
+import numpy as np
+from bentoml.exceptions import BentoMLException
+
+from speech_assets.serving.routing import CHALLENGER, CHAMPION, RoutingState, read_state
+from speech_assets.serving.upload import UploadError, read_upload
+
+ROUTING_FILE = os.environ.get("ASR_ROUTING_FILE", "")
+MAX_UPLOAD_BYTES = int(os.environ.get("ASR_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
+MAX_DURATION_S = float(os.environ.get("ASR_MAX_DURATION_S", "30"))
+REQUEST_TIMEOUT_S = float(os.environ.get("ASR_REQUEST_TIMEOUT_S", "30"))
+SAMPLE_RATE = 16000
+
+REQUESTS = bentoml.metrics.Counter(
+    name="asr_requests", documentation="Transcription requests by model version and outcome",
+    labelnames=["model_version", "outcome"],
+)
+LATENCY = bentoml.metrics.Histogram(
+    name="asr_request_duration_seconds", documentation="Request latency by model version",
+    labelnames=["model_version"], buckets=(0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0),
+)
+CONFIDENCE = bentoml.metrics.Histogram(
+    name="asr_confidence", documentation="Calibrated utterance confidence by model version",
+    labelnames=["model_version"], buckets=tuple(round(0.1 * i, 1) for i in range(1, 11)),
+)
+
+
+class ClientError(BentoMLException):
+    """A 4xx with a message the caller can act on."""
+
+
+def _client_error(status: int, code: str, message: str) -> ClientError:
+    return ClientError(f"{code}: {message}", error_code=HTTPStatus(status))
+
+
+class _Routing:
+    """The current routing state, re-read when the file changes (mtime + size), and the loaded models."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.lock = threading.Lock()
+        self.state: RoutingState | None = None
+        self.models: dict[str, object] = {}  # version -> Transcriber
+        self._stamp: tuple | None = None
+
+    def current(self) -> RoutingState:
+        if not self.path:
+            raise _client_error(503, "not_deployed", "no routing file configured (ASR_ROUTING_FILE)")
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if self.state is None:
+                raise _client_error(503, "not_deployed", "no model is deployed yet") from None
+            return self.state  # keep serving what we have
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp != self._stamp:
+            with self.lock:
+                if stamp != self._stamp:
+                    state = read_state(self.path)
+                    # load every model the new state needs *before* switching to it
+                    for ref in (state.champion, state.challenger):
+                        if ref is not None and ref.version not in self.models:
+                            self.models[ref.version] = _load_transcriber(ref.tag, ref.temperature)
+                    keep = {r.version for r in (state.champion, state.challenger) if r is not None}
+                    self.state, self._stamp = state, stamp
+                    for version in list(self.models):
+                        if version not in keep:
+                            del self.models[version]
+        if self.state is None or self.state.champion is None:
+            raise _client_error(503, "not_deployed", "no model is deployed yet")
+        return self.state
+
+
+def _load_transcriber(tag: str, temperature: float):
+    import torch
+
+    from speech_assets.model.inference import Transcriber
+    from speech_assets.serving.model_store import load_model
+
+    torch.set_num_threads(1)  # one request's forward pass per worker thread; parallelism comes from batching
+    blob, info = load_model(tag)
+    return Transcriber.from_checkpoint(blob, temperature=float(info.get("temperature", temperature)))
+
+
+@bentoml.service(name="asr_model", workers=1, traffic={"timeout": REQUEST_TIMEOUT_S})
+class ASRModel:
+    """Holds the routed models; its batchable calls are where adaptive batching happens."""
+
+    def __init__(self) -> None:
+        self.routing = _Routing(ROUTING_FILE)
+
+    def _run(self, side: str, waves: list[np.ndarray]) -> list[dict]:
+        state = self.routing.current()
+        ref = state.model_for(side) if side == CHAMPION or state.challenger is not None else state.champion
+        model = self.routing.models[ref.version]
+        outs = model.transcribe_batch([np.asarray(w, dtype=np.float32) for w in waves])
+        return [
+            {
+                "text": o.text,
+                "confidence": round(float(o.confidence), 4),
+                "words": [{"word": w, "start_s": s, "end_s": e, "confidence": round(float(c), 4)} for w, s, e, c in o.words],
+                "model_version": ref.version,
+            }
+            for o in outs
+        ]
+
+    @bentoml.api(batchable=True, max_batch_size=16, max_latency_ms=300)
+    def infer_champion(self, waves: list[np.ndarray]) -> list[dict]:
+        return self._run(CHAMPION, waves)
+
+    @bentoml.api(batchable=True, max_batch_size=16, max_latency_ms=300)
+    def infer_challenger(self, waves: list[np.ndarray]) -> list[dict]:
+        return self._run(CHALLENGER, waves)
+
+
+async def _with_retry(call, arg, attempts: int = 3):
+    """The call to the model service, retried when the connection (not the model) failed.
+
+    BentoML's inter-service client reuses keep-alive connections; one the server has just closed fails with
+    "Server disconnected" although nothing was processed wrongly (measured under a 3-client loop).  Inference
+    is idempotent, so such a call is simply made again.
+    """
+    import aiohttp
+
+    for attempt in range(attempts):
+        try:
+            return await call(arg)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            if attempt == attempts - 1:
+                raise
+
+
+@bentoml.service(name="asr", traffic={"timeout": REQUEST_TIMEOUT_S, "max_concurrency": 64})
+class ASR:
+    model = bentoml.depends(ASRModel)
+
+    def __init__(self) -> None:
+        self.routing = _Routing(ROUTING_FILE)
+        self.api_key = os.environ.get("ASR_API_KEY") or None
+
+    def _authorize(self, ctx: bentoml.Context) -> None:
+        if self.api_key is None:
+            return
+        headers = ctx.request.headers
+        given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if given != self.api_key:
+            raise _client_error(401, "unauthorized", "missing or wrong API key (X-API-Key header)")
+
+    def _side(self, ctx: bentoml.Context) -> str:
+        state = self.routing.current()
+        key = ctx.request.headers.get("x-client-id") or (ctx.request.client.host if ctx.request.client else "")
+        forced = ctx.request.headers.get("x-asr-route")  # probes pin a side to measure it
+        if forced in (CHAMPION, CHALLENGER):
+            return forced if forced == CHAMPION or state.challenger is not None else CHAMPION
+        return state.route(key)
+
+    async def _one(self, data: bytes, side: str) -> dict:
+        started = time.perf_counter()
+        version = "unknown"
+        try:
+            try:
+                audio = read_upload(data, max_bytes=MAX_UPLOAD_BYTES, max_duration_s=MAX_DURATION_S)
+            except UploadError as exc:
+                REQUESTS.labels(model_version="none", outcome="client_error").inc()
+                raise _client_error(exc.status, exc.code, exc.message) from None
+            call = self.model.to_async.infer_challenger if side == CHALLENGER else self.model.to_async.infer_champion
+            (out,) = await _with_retry(call, [audio.samples])
+            version = out["model_version"]
+        except ClientError:
+            raise
+        except Exception:
+            REQUESTS.labels(model_version=version, outcome="server_error").inc()
+            raise
+        elapsed = time.perf_counter() - started
+        REQUESTS.labels(model_version=version, outcome="ok").inc()
+        LATENCY.labels(model_version=version).observe(elapsed)
+        CONFIDENCE.labels(model_version=version).observe(out["confidence"])
+        return {**out, "duration_s": round(audio.duration_s, 3), "processing_s": round(elapsed, 4)}
+
+    @bentoml.api(route="/transcribe")
+    async def transcribe(self, audio: Path, ctx: bentoml.Context) -> dict:
+        """Transcribe one audio file (multipart field `audio`)."""
+        self._authorize(ctx)
+        side = self._side(ctx)
+        return await self._one(Path(audio).read_bytes(), side)
+
+    @bentoml.api(route="/transcribe_batch")
+    async def transcribe_batch(self, audios: list[Path], ctx: bentoml.Context) -> list[dict]:
+        """Transcribe several files (multipart field `audios`, repeated); one result per file, in order."""
+        import asyncio
+
+        self._authorize(ctx)
+        if not audios:
+            raise _client_error(400, "empty_batch", "send at least one file in the 'audios' field")
+        if len(audios) > 32:
+            raise _client_error(413, "batch_too_large", f"{len(audios)} files; the limit is 32 per request")
+        side = self._side(ctx)
+        return list(await asyncio.gather(*(self._one(Path(a).read_bytes(), side) for a in audios)))
