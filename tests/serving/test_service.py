@@ -44,9 +44,13 @@ def _multipart(fields: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def post(url: str, fields, headers=None, timeout=60) -> tuple[int, object]:
+API_KEY = "test-key-not-a-secret"
+
+
+def post(url: str, fields, headers=None, timeout=60, api_key: str | None = API_KEY) -> tuple[int, object]:
     body, ctype = _multipart(fields)
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": ctype, **(headers or {})})
+    auth = {"X-API-Key": api_key} if api_key else {}
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": ctype, **auth, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read())
@@ -101,6 +105,7 @@ def server(tmp_path_factory):
     set_routing(env, f'write_state(path, RoutingState().with_champion(ModelRef("1.0.0", "{tag}", 1.0)))')
     port = _free_port()
     env["ASR_MAX_UPLOAD_BYTES"] = str(2_000_000)
+    env["ASR_API_KEY"] = API_KEY
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("bentoml")), "serve", "service:ASR", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT / "bentos" / "asr", env=env, stdout=open(tmp / "serve.log", "wb"), stderr=subprocess.STDOUT,
@@ -140,6 +145,17 @@ def test_transcribe_returns_every_field(server):
     # any common rate and channel count: resampled and downmixed on the way in
     status, body = post(server["url"] + "/transcribe", [("audio", "b.flac", _wav(1.0, 44100, 2, "FLAC"))])
     assert status == 200 and abs(body["duration_s"] - 1.0) < 0.01
+
+
+def test_api_key_is_required_when_configured(server):
+    for key in (None, "wrong"):
+        status, body = post(server["url"] + "/transcribe", [("audio", "a.wav", _wav(0.5))], api_key=key)
+        assert status == 401 and "authoriz" in body.lower()
+    status, _ = post(server["url"] + "/transcribe", [("audio", "a.wav", _wav(0.5))],
+                     api_key=None, headers={"Authorization": f"Bearer {API_KEY}"})
+    assert status == 200
+    with urllib.request.urlopen(server["url"] + "/readyz", timeout=5) as r:  # health stays open for probes
+        assert r.status == 200
 
 
 def test_transcribe_batch_keeps_order(server):
