@@ -1,0 +1,180 @@
+"""Where a bento runs.  One interface; the local target is implemented, the others are documented extension points.
+
+    target = LocalTarget(Path("data/serving"))
+    status = target.deploy("asr:abc123", routing_state)    # start (or keep) the server, apply the routing
+    target.apply_routing(state.with_weight(50))             # canary steps: no restart
+    target.stop()
+
+`LocalTarget` runs `bentoml serve <bento>` on 127.0.0.1 as a child process of nobody (its own session, so it
+outlives the Dagster run that started it) and keeps its state — bento tag, port, PID, start time — in
+`deployment.json` beside the routing file the service reads.  A new *model* is a routing change (hot reload,
+zero downtime); a new *bento* (new service code) starts a second server, waits until it is ready, then stops
+the first: the address changes, which is why production traffic belongs behind a load balancer (below).
+
+Scaling out (not implemented here, by design: nothing outside 127.0.0.1 is reachable from this project):
+* BentoCloud: `bentoml.deployment.create(bento=tag, scaling_min=..., envs=[...])`, then
+  `bentoml.deployment.update(...)` per routing change — the routing file becomes a deployment env/config.
+* Kubernetes: `bentoml containerize <tag>` builds an OCI image; run it as a Deployment behind a Service, with the
+  routing document in a ConfigMap mounted at ASR_ROUTING_FILE (the service re-reads it on change).
+A target for either implements the same four methods.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+from speech_assets.serving.routing import RoutingState, read_state, write_state
+
+
+@dataclass
+class DeploymentStatus:
+    target: str
+    bento_tag: str | None
+    url: str | None
+    pid: int | None
+    port: int | None
+    ready: bool
+    started_at: float | None
+    routing_revision: int | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class DeployTarget(Protocol):
+    name: str
+
+    def deploy(self, bento_tag: str, routing: RoutingState) -> DeploymentStatus: ...
+
+    def apply_routing(self, routing: RoutingState) -> None: ...
+
+    def status(self) -> DeploymentStatus: ...
+
+    def stop(self) -> None: ...
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalTarget:
+    name = "local"
+
+    def __init__(self, home: Path, host: str = "127.0.0.1", env: dict | None = None, ready_timeout_s: float = 180.0):
+        self.home = Path(home)
+        self.host = host
+        self.env = dict(env or {})
+        self.ready_timeout_s = ready_timeout_s
+        self.routing_file = self.home / "routing.json"
+        self.state_file = self.home / "deployment.json"
+
+    # -- state -----------------------------------------------------------------------------------
+    def _read(self) -> dict:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    def _write(self, d: dict) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(d, sort_keys=True, indent=1))
+        os.replace(tmp, self.state_file)
+
+    def routing(self) -> RoutingState | None:
+        return read_state(self.routing_file) if self.routing_file.exists() else None
+
+    def _ready(self, url: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def status(self) -> DeploymentStatus:
+        d = self._read()
+        pid = d.get("pid")
+        url = d.get("url")
+        alive = _alive(pid)
+        routing = self.routing()
+        return DeploymentStatus(
+            self.name, d.get("bento_tag"), url if alive else None, pid if alive else None, d.get("port"),
+            bool(alive and url and self._ready(url)), d.get("started_at"), routing.revision if routing else None,
+        )
+
+    # -- actions ---------------------------------------------------------------------------------
+    def apply_routing(self, routing: RoutingState) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        write_state(self.routing_file, routing)
+
+    def deploy(self, bento_tag: str, routing: RoutingState) -> DeploymentStatus:
+        self.apply_routing(routing)  # the routing first: a new server reads it on start
+        current = self.status()
+        if current.ready and current.bento_tag == bento_tag:
+            return current  # same service code: the routing change is enough (hot reload)
+        port = _free_port(self.host)
+        url = f"http://{self.host}:{port}"
+        log = open(self.home / f"serve-{port}.log", "ab")
+        env = {**os.environ, **self.env, "ASR_ROUTING_FILE": str(self.routing_file)}
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("bentoml")), "serve", bento_tag, "--host", self.host, "--port", str(port)],
+            cwd=self.home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.time() + self.ready_timeout_s
+        while not self._ready(url):
+            if proc.poll() is not None or time.time() > deadline:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                tail = (self.home / f"serve-{port}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"bento {bento_tag} did not become ready on {url}; server log tail:\n{tail}")
+            time.sleep(1.0)
+        old = self._read()
+        self._write({"bento_tag": bento_tag, "url": url, "port": port, "pid": proc.pid, "started_at": time.time(),
+                     "previous": {k: old.get(k) for k in ("bento_tag", "url", "pid")} if old else None})
+        if old.get("pid") and old.get("pid") != proc.pid:
+            self._terminate(old["pid"])  # the new server is ready: retire the old one
+        return self.status()
+
+    def _terminate(self, pid: int, timeout_s: float = 30.0) -> None:
+        if not _alive(pid):
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.time() + timeout_s
+        while _alive(pid) and time.time() < deadline:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.2)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        d = self._read()
+        if d.get("pid"):
+            self._terminate(d["pid"])
+        if d:
+            self._write({**d, "pid": None, "url": None})
