@@ -71,6 +71,16 @@ def load_corpus(corpus_dir: Path, sim: SimulationConfig) -> list[dict]:
     return rows
 
 
+def print_slices(test: list[dict], refs: list[str], hyps: list[str]) -> None:
+    """WER per accent x channel of the test split."""
+    for acc in sorted({r["accent"] for r in test}):
+        for ch in sorted({r["channel"] for r in test}):
+            idx = [i for i, r in enumerate(test) if r["accent"] == acc and r["channel"] == ch]
+            if idx:
+                print(f"   {acc:9s} {ch:6s} n={len(idx):3d}  WER "
+                      f"{jiwer.wer([refs[i] for i in idx], [hyps[i] for i in idx]):.4f}")
+
+
 def _overrides(pairs: list[str]) -> dict:
     out = {}
     for p in pairs:
@@ -188,12 +198,7 @@ def main() -> None:
     print(f"train utterances {res.n_train} (skipped {res.n_skipped}), parameters {res.num_parameters:,}")
     print(f"test ({len(test)} utt, {audio_s / 60:.1f} min): WER {jiwer.wer(refs, hyps):.4f}  "
           f"CER {jiwer.cer(refs, hyps):.4f}  (greedy)")
-    for acc in sorted({r["accent"] for r in test}):
-        for ch in sorted({r["channel"] for r in test}):
-            idx = [i for i, r in enumerate(test) if r["accent"] == acc and r["channel"] == ch]
-            if idx:
-                print(f"   {acc:9s} {ch:6s} n={len(idx):3d}  WER "
-                      f"{jiwer.wer([refs[i] for i in idx], [hyps[i] for i in idx]):.4f}")
+    print_slices(test, refs, hyps)
     if "decoder" in extra:
         tl = Transcriber.from_checkpoint(blob)
         t0 = time.perf_counter()
@@ -201,12 +206,7 @@ def main() -> None:
         lm_s = time.perf_counter() - t0
         print(f"test lexicon+LM: WER {jiwer.wer(refs, lh):.4f}  CER {jiwer.cer(refs, lh):.4f}  "
               f"RTF {lm_s / audio_s:.4f}")
-        for acc in sorted({r["accent"] for r in test}):
-            for ch in sorted({r["channel"] for r in test}):
-                idx = [i for i, r in enumerate(test) if r["accent"] == acc and r["channel"] == ch]
-                if idx:
-                    print(f"   {acc:9s} {ch:6s} n={len(idx):3d}  WER "
-                          f"{jiwer.wer([refs[i] for i in idx], [lh[i] for i in idx]):.4f}")
+        print_slices(test, refs, lh)
         bad = [(r, h) for r, h in zip(refs, lh) if r != h][:8]
         for r, h in bad:
             print(f"  REF {r}\n  LM  {h}")
