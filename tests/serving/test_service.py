@@ -227,3 +227,17 @@ def test_canary_split_hot_swap_and_no_failed_request_during_rollout(server):
         metrics = r.read().decode()
     assert 'asr_requests_total{model_version="1.1.0",outcome="ok"}' in metrics
     assert 'asr_confidence_count{model_version="1.0.0"}' in metrics
+
+
+def test_probe_and_scrape_read_the_live_service(server):
+    from speech_assets.serving.probe import run_probe, scrape
+
+    utterances = [(_wav(0.7), "hello world"), (_wav(0.9), "turn on the lights")]
+    result, version = run_probe(server["url"], "champion", utterances, api_key=API_KEY)
+    assert result.utterances == 2 and result.failed_requests == 0 and 0.0 <= result.wer <= 1.0 + 1e-9
+    assert version is not None
+    counters = scrape(server["url"])
+    assert counters[version].requests >= 2
+    # a refused request is counted as failed, not silently dropped
+    bad, _ = run_probe(server["url"], "champion", [(b"not audio", "x")], api_key=API_KEY)
+    assert bad.failed_requests == 1 and bad.utterances == 0
