@@ -76,16 +76,12 @@ def _clips(n: int, tmp: Path) -> list[bytes]:
 
 
 def _post(url: str, data: bytes) -> float:
-    boundary = "benchboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"c.wav\"\r\n"
-            "Content-Type: audio/wav\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    from speech_assets.serving.probe import post_audio
+
     t0 = time.perf_counter()
-    with urllib.request.urlopen(req, timeout=120) as r:
-        r.read()
-        if r.status != 200:
-            raise RuntimeError(f"status {r.status}")
+    status, body = post_audio(url, data, {}, timeout_s=120)
+    if status != 200:
+        raise RuntimeError(f"status {status}: {body[:200]!r}")
     return time.perf_counter() - t0
 
 
@@ -149,14 +145,11 @@ def main() -> int:
                    ASR_ROUTING_FILE=str(tmp / "routing.json"))
         env.pop("ASR_API_KEY", None)
         (tmp / "ckpt.pt").write_bytes(blob)
-        code = (
-            "from pathlib import Path\n"
-            "from speech_assets.serving.model_store import import_registered\n"
-            "from speech_assets.serving.routing import ModelRef, RoutingState, write_state\n"
-            f"tag = import_registered(Path({str(tmp / 'ckpt.pt')!r}).read_bytes(), version='1.0.0', temperature=1.0)\n"
-            f"write_state({str(tmp / 'routing.json')!r}, RoutingState().with_champion(ModelRef('1.0.0', tag, 1.0)))\n"
-        )
-        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+        from speech_assets.serving.deploy import import_model
+        from speech_assets.serving.routing import ModelRef, RoutingState, write_state
+
+        tag = import_model(tmp / "ckpt.pt", version="1.0.0", temperature=1.0, lineage={}, bentoml_home=tmp / "bentoml")
+        write_state(tmp / "routing.json", RoutingState().with_champion(ModelRef("1.0.0", tag, 1.0)))
         import socket
 
         with socket.socket() as s:
@@ -176,9 +169,9 @@ def main() -> int:
                 except OSError:
                     time.sleep(1)
             for c in clips[:4]:
-                _post(url + "/transcribe", c)  # warm-up: model and LM loaded in the worker
-            c1 = _load(url + "/transcribe", clips, args.requests, 1)
-            c8 = _load(url + "/transcribe", clips, args.requests, 8)
+                _post(url, c)  # warm-up: model and LM loaded in the worker
+            c1 = _load(url, clips, args.requests, 1)
+            c8 = _load(url, clips, args.requests, 8)
         finally:
             os.killpg(proc.pid, 15)
             proc.wait(30)

@@ -62,8 +62,9 @@ def _client_error(status: int, code: str, message: str) -> ClientError:
 class _Routing:
     """The current routing state, re-read when the file changes (mtime + size), and the loaded models."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, load_models: bool = True):
         self.path = path
+        self.load_models = load_models  # the HTTP process only routes; the model process loads and runs
         self.lock = threading.Lock()
         self.state: RoutingState | None = None
         self.models: dict[str, object] = {}  # version -> Transcriber
@@ -84,7 +85,7 @@ class _Routing:
                 if stamp != self._stamp:
                     state = read_state(self.path)
                     # load every model the new state needs *before* switching to it
-                    for ref in (state.champion, state.challenger):
+                    for ref in (state.champion, state.challenger) if self.load_models else ():
                         if ref is not None and ref.version not in self.models:
                             self.models[ref.version] = _load_transcriber(ref.tag, ref.temperature)
                     keep = {r.version for r in (state.champion, state.challenger) if r is not None}
@@ -161,7 +162,7 @@ class ASR:
     model = bentoml.depends(ASRModel)
 
     def __init__(self) -> None:
-        self.routing = _Routing(ROUTING_FILE)
+        self.routing = _Routing(ROUTING_FILE, load_models=False)
         self.api_key = os.environ.get("ASR_API_KEY") or None
 
     def _authorize(self, ctx: bentoml.Context) -> None:

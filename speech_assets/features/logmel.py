@@ -20,6 +20,14 @@ FEATURE_CODE_VERSION = "1"
 STORAGE_DTYPE = np.float16
 
 
+def to_storage_dtype(frames: np.ndarray) -> np.ndarray:
+    """float32 -> STORAGE_DTYPE with torch's vectorized conversion (same values as numpy's, ~5x less CPU)."""
+    import torch
+
+    dtype = torch.from_numpy(np.empty(0, STORAGE_DTYPE)).dtype
+    return torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(dtype).numpy()
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     sample_rate: int = 16000

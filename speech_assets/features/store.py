@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import soundfile as sf
 
 from speech_assets.audio.decode import read_canonical_wav
-from speech_assets.features.logmel import STORAGE_DTYPE, FeatureConfig, LogMelExtractor
+from speech_assets.features.logmel import FeatureConfig, LogMelExtractor, to_storage_dtype
 from speech_assets.features.stats import batch_stats
 from speech_assets.intake.batch import metadata_path
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
@@ -49,14 +49,6 @@ class FeatureBatchResult:
     seconds: float
     cpu_seconds: float
     stats: dict
-
-
-def to_storage_dtype(frames: np.ndarray) -> np.ndarray:
-    """float32 -> STORAGE_DTYPE with torch's vectorized conversion (same values as numpy's, ~5x less CPU)."""
-    import torch
-
-    dtype = torch.from_numpy(np.empty(0, STORAGE_DTYPE)).dtype
-    return torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(dtype).numpy()
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

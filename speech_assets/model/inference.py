@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from speech_assets.features.logmel import STORAGE_DTYPE, FeatureConfig, LogMelExtractor
+from speech_assets.features.logmel import FeatureConfig, LogMelExtractor, to_storage_dtype
 from speech_assets.model.architecture import CTCModel, ModelConfig
 from speech_assets.model.decode import Hypothesis, at_temperature, beam_search, greedy_decode
 from speech_assets.model.train import load_checkpoint
@@ -117,7 +117,7 @@ class Transcriber:
                 raise TypeError(f"expected float samples in [-1, 1], got {x.dtype}")
         waves = [np.nan_to_num(np.asarray(x, dtype=np.float32)) for x in waveforms]
         # through the storage dtype: the same numbers training read from the feature store
-        return [torch.from_numpy(f.astype(STORAGE_DTYPE).astype(np.float32)) for f in self._extract(waves)]
+        return [torch.from_numpy(to_storage_dtype(f).astype(np.float32)) for f in self._extract(waves)]
 
     def transcribe(self, waveform: np.ndarray) -> Transcript:
         return self.transcribe_batch([waveform])[0]

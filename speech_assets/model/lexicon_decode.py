@@ -80,8 +80,7 @@ class LexiconDecoder:
         except ValueError:  # more letters than frames: fall back to the greedy path
             path = logp.argmax(axis=1)
         hyp = _hypothesis(path, logp, frame_shift_s, float(best[0].score) if best else 0.0)
-        if hyp.text != text:  # the alignment must spell what the search found
-            hyp.text = text
+        hyp.text = text  # the words the search found (a fallback alignment may spell them differently)
         return hyp
 
 

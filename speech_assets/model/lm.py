@@ -131,7 +131,6 @@ class NgramLM:
         """Parse ARPA text (as written by ``arpa``) back into a model."""
         tables: list[dict] = []
         n = 0
-        n_sent = 0
         for line in text.splitlines():
             line = line.strip()
             if not line or line.startswith("ngram ") or line in ("\\data\\", "\\end\\"):
@@ -151,8 +150,7 @@ class NgramLM:
             tables[-1][g] = (float(parts[0]), float(parts[2]) if len(parts) == 3 else None)
         if not tables or (UNK,) not in tables[0]:
             raise ValueError("ARPA text has no unigrams with <unk>")
-        n_sent = 0  # not recorded in ARPA
-        return cls(order=len(tables), tables=tables, n_sentences=n_sent)
+        return cls(order=len(tables), tables=tables, n_sentences=0)  # the sentence count is not in ARPA
 
     def log10_prob(self, word: str, context: tuple[str, ...] = ()) -> float:
         """log10 P(word | context) by the ARPA backoff recursion (what KenLM computes)."""

@@ -20,7 +20,7 @@ def scrape(url: str, timeout_s: float = 10.0) -> dict[str, VersionCounters]:
         return parse(r.read().decode())
 
 
-def _post_audio(url: str, data: bytes, headers: dict, timeout_s: float) -> tuple[int, bytes]:
+def post_audio(url: str, data: bytes, headers: dict, timeout_s: float) -> tuple[int, bytes]:
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"probe.wav\"\r\n"
             "Content-Type: audio/wav\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
@@ -49,7 +49,7 @@ def run_probe(
         headers["X-API-Key"] = api_key
     refs, hyps, failed, versions = [], [], 0, set()
     for wav, text in utterances:
-        status, body = _post_audio(url, wav, headers, timeout_s)
+        status, body = post_audio(url, wav, headers, timeout_s)
         if status != 200:
             failed += 1
             continue
