@@ -4,6 +4,7 @@
     simulate / import-corpus make landing batches (see `speech_assets.audio.cli`)
     store log|ls|branches|quarantine   look inside the versioned store
     models list|show|rollback|audit    the model registry (see `speech_assets.registry.cli`)
+    serving status|stop      the local deployment: address, PID, bento, champion/challenger and weights
 """
 
 from __future__ import annotations
@@ -53,6 +54,30 @@ def _store_main(argv: list[str]) -> int:
     return 0
 
 
+def _serving_main(argv: list[str]) -> int:
+    from speech_assets.defs.serving.assets import routing_markdown
+    from speech_assets.defs.serving.resources import serving_from_env
+
+    parser = argparse.ArgumentParser(prog="speech_assets serving")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("status", help="where the service runs and which models it routes to")
+    sub.add_parser("stop", help="stop the local server (the routing and the models stay)")
+    args = parser.parse_args(argv)
+    target = serving_from_env().target()
+    if args.cmd == "stop":
+        target.stop()
+        print("stopped")
+        return 0
+    status, routing = target.status(), target.routing()
+    print(f"target {status.target}: {'ready' if status.ready else 'NOT ready'} at {status.url or '-'} "
+          f"(pid {status.pid or '-'}, bento {status.bento_tag or '-'})")
+    if routing is not None:
+        print(routing_markdown(routing))
+        for h in routing.history[-5:]:
+            print(f"  revision {h['revision']}: {h['change']}")
+    return 0 if status.ready else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -69,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return audio_main([cmd, *rest])
     if cmd == "store":
         return _store_main(rest)
+    if cmd == "serving":
+        return _serving_main(rest)
     if cmd == "models":
         from speech_assets.defs.storage.resources import version_store_from_env
         from speech_assets.registry.cli import main as models_main

@@ -4,7 +4,9 @@
    one batch also carries broken uploads so quarantine has something to show.
 2. Start the real Dagster daemon: the intake sensor sees each batch, adds a partition and runs `raw_audio`
    (write-audit-publish into the local store); declarative automation then rebuilds `audio_manifest`.
-3. Wait for every batch to be published, print what landed where, and how to open the Dagster UI.
+3. Wait for every batch to be published, then queue `train_and_deploy` (train, evaluate, gate, register,
+   build the bento, deploy): the first model ends up served by BentoML on 127.0.0.1, and stays up.
+4. Transcribe a held-out test utterance through the live service, print the curl command, and where things are.
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ def wait_for_intake(
 
 
 def launch_training(train_config: dict, eval_config: dict) -> str:
-    """Queue the `train_and_register` job exactly as an operator would (`dagster job launch`); the daemon runs it."""
+    """Queue the `train_and_deploy` job exactly as an operator would (`dagster job launch`); the daemon runs it."""
     import json
     import uuid
 
@@ -173,7 +175,7 @@ def launch_training(train_config: dict, eval_config: dict) -> str:
     subprocess.run(
         [
             str(Path(sys.executable).with_name("dagster")), "job", "launch", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-            "-j", "train_and_register", "--run-id", run_id, "--config-json", json.dumps(run_config),
+            "-j", "train_and_deploy", "--run-id", run_id, "--config-json", json.dumps(run_config),
         ],
         cwd=PROJECT_ROOT, check=True, capture_output=True,
     )
@@ -192,7 +194,7 @@ def wait_for_run(run_id: str, timeout_s: float, daemon: subprocess.Popen):
         run = instance.get_run_by_id(run_id)
         status = run.status if run else None
         if status != last:
-            _log(f"train_and_register run {run_id[:8]}: {status.value if status else 'not yet visible'}")
+            _log(f"train_and_deploy run {run_id[:8]}: {status.value if status else 'not yet visible'}")
             last = status
         if status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
             return run, time.time() - started
@@ -236,7 +238,45 @@ def print_training_summary(run, seconds: float) -> None:
         print(f"registered_model: asr {_meta(reg, 'version')} ({_meta(reg, 'stage')})")
     else:
         print("registered_model: nothing registered (see the gate's decision in the Dagster UI)")
-    _log(f"training, evaluation and registration took {seconds / 60:.1f} min")
+    _log(f"training, evaluation, registration and deployment took {seconds / 60:.1f} min")
+
+
+def print_serving_summary() -> bool:
+    """Transcribe one held-out utterance through the live service, as a user would; True when it answered."""
+    import json
+
+    import dagster as dg
+
+    from speech_assets.defs.serving.resources import serving_from_env
+    from speech_assets.defs.storage.resources import version_store_from_env
+    from speech_assets.serving.probe import post_audio
+    from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet
+
+    dep = _latest(dg.DagsterInstance.get(), "asr_deployment")
+    serving = serving_from_env()
+    status = serving.target().status()
+    if dep is None or not status.ready:
+        print("asr_deployment: no model is being served (see the run in the Dagster UI)")
+        return False
+    print(f"\nasr_deployment: serving asr {_meta(dep, 'champion')} at {status.url} "
+          f"(bento {status.bento_tag}, pid {status.pid}; {_meta(dep, 'action')})")
+    resource = version_store_from_env()
+    store, repo = resource.open(), resource.repository
+    probe = ProbeSet.from_json(store.get_object(repo, "main", PROBE_SET_PATH))
+    if probe.items:
+        (wav, text), = probe.load(store, repo)[:1]
+        sample = serving.home_dir / "sample.wav"
+        sample.write_bytes(wav)
+        headers = {"X-API-Key": serving.api_key} if serving.api_key else {}
+        code, body = post_audio(status.url, wav, headers, timeout_s=60)
+        answer = json.loads(body) if code == 200 else {"error": body.decode(errors="replace")}
+        print(f"a held-out test utterance ({probe.items[0].accent}, {probe.items[0].channel}) through the service:")
+        print(f"  reference : {text}")
+        print(f"  served    : {answer.get('text', answer)}  (confidence {answer.get('confidence', '-')}, "
+              f"model {answer.get('model_version', '-')}, {answer.get('processing_s', '-')} s)")
+        key = ' -H "X-API-Key: $ASR_API_KEY"' if serving.api_key else ""
+        print(f"try it:  curl -s{key} -F audio=@{sample} {status.url}/transcribe")
+    return True
 
 
 def _daemon_log() -> Path:
@@ -294,7 +334,8 @@ Where things are:
   Dagster home      {home}
 Inspect the store:  .venv/bin/python -m speech_assets store log
                     .venv/bin/python -m speech_assets store ls main metadata/
-The model registry: .venv/bin/python -m speech_assets models list asr
+The model registry: .venv/bin/python -m speech_assets models list asr   (models audit asr: every decision)
+The service:        .venv/bin/python -m speech_assets serving status     (serving stop: stop it)
 Open the Dagster UI (assets, metadata, the intake sensor):
   make ui           # = DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
                     # then browse http://127.0.0.1:3000
@@ -338,10 +379,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_training:
             import json
 
-            _log("launching train_and_register (train → eval_report → promotion_gate → registered_model)")
+            _log("launching train_and_deploy (asr_checkpoint → eval_report → promotion_gate → registered_model → "
+                 "asr_bento → asr_deployment)")
             run_id = launch_training(json.loads(args.train_config), json.loads(args.eval_config))
             run, seconds = wait_for_run(run_id, args.timeout * 2, daemon)
             print_training_summary(run, seconds)
+            print_serving_summary()
     finally:
         stop(daemon)
     print_where()

@@ -20,8 +20,15 @@ def test_demo_runs_intake_features_training_and_registration_through_the_daemon(
         SPEECH_ASSETS_HOME=str(tmp_path / "data"),
         DAGSTER_HOME=str(tmp_path / "dagster_home"),
     )
-    for name in ("LAKEFS_ENDPOINT", "SPEECH_ASSETS_LANDING", "SPEECH_ASSETS_STORE"):
+    for name in ("LAKEFS_ENDPOINT", "SPEECH_ASSETS_LANDING", "SPEECH_ASSETS_STORE", "ASR_API_KEY"):
         env.pop(name, None)
+    try:
+        _run_and_check(env, tmp_path, monkeypatch)
+    finally:  # the demo leaves the service running for the user; the test must not
+        subprocess.run([sys.executable, "-m", "speech_assets", "serving", "stop"], cwd=ROOT, env=env, timeout=120)
+
+
+def _run_and_check(env, tmp_path, monkeypatch):
     proc = subprocess.run(
         [
             sys.executable, "-m", "speech_assets", "demo", "--utterances", "12", "--bootstrap-utterances", "0", "--timeout", "400",
@@ -42,6 +49,13 @@ def test_demo_runs_intake_features_training_and_registration_through_the_daemon(
     assert "audio_manifest: 36 utterances" in out
     assert "promotion_gate: passed" in out
     assert "registered_model: asr 1.0.0 (production)" in out
+    # ... and it is served: a held-out utterance went through the live BentoML service
+    assert "asr_deployment: serving asr 1.0.0 at http://127.0.0.1:" in out
+    assert "  served    : " in out and "model 1.0.0" in out
+    assert "curl -s -F audio=@" in out
+    status = subprocess.run([sys.executable, "-m", "speech_assets", "serving", "status"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0 and "| champion | 1.0.0 |" in status.stdout, status.stdout + status.stderr
 
     from speech_assets.storage.local import LocalVersionStore
 

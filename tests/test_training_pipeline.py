@@ -89,10 +89,11 @@ def test_gate_passes_registers_then_compares_the_next_model_with_the_champion(co
     (gate,) = second.get_asset_check_evaluations()
     assert gate.metadata["mode"].value == "challenger_vs_champion"
     assert gate.metadata["champion_version"].value == "1.0.0"
-    assert _md(second, "registered_model")["version"] == "1.1.0"
+    second_reg = _md(second, "registered_model")
+    assert second_reg["version"] == "1.1.0" and second_reg["stage"] == "canary"  # rolled out as a canary
 
     registry = ModelRegistry(corpus["store"].open(), REPO)
-    assert registry.production(MODEL_NAME).version == "1.1.0"
+    assert registry.production(MODEL_NAME).version == "1.0.0" and registry.canary(MODEL_NAME).version == "1.1.0"
     lineage = registry.get(MODEL_NAME, "1.1.0").lineage
     assert lineage.seed == 4 and lineage.data_commits
     assert registry.verify_audit_chain(MODEL_NAME).ok

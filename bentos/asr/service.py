@@ -18,6 +18,7 @@ the environment: ASR_ROUTING_FILE, ASR_MAX_UPLOAD_BYTES (10 MB), ASR_MAX_DURATIO
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -36,18 +37,22 @@ MAX_UPLOAD_BYTES = int(os.environ.get("ASR_MAX_UPLOAD_BYTES", str(10 * 1024 * 10
 MAX_DURATION_S = float(os.environ.get("ASR_MAX_DURATION_S", "30"))
 REQUEST_TIMEOUT_S = float(os.environ.get("ASR_REQUEST_TIMEOUT_S", "30"))
 SAMPLE_RATE = 16000
+logger = logging.getLogger("bentos.asr")
 
+# `traffic`: "live" for user requests, "pinned" for requests that chose their side with X-ASR-Route (the
+# canary controller's probes): the controller judges live traffic without counting its own probes.
 REQUESTS = bentoml.metrics.Counter(
-    name="asr_requests", documentation="Transcription requests by model version and outcome",
-    labelnames=["model_version", "outcome"],
+    name="asr_requests", documentation="Transcription requests by model version, outcome and traffic class",
+    labelnames=["model_version", "outcome", "traffic"],
 )
 LATENCY = bentoml.metrics.Histogram(
     name="asr_request_duration_seconds", documentation="Request latency by model version",
-    labelnames=["model_version"], buckets=(0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0),
+    labelnames=["model_version", "traffic"],
+    buckets=(0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0),
 )
 CONFIDENCE = bentoml.metrics.Histogram(
     name="asr_confidence", documentation="Calibrated utterance confidence by model version",
-    labelnames=["model_version"], buckets=tuple(round(0.1 * i, 1) for i in range(1, 11)),
+    labelnames=["model_version", "traffic"], buckets=tuple(round(0.1 * i, 1) for i in range(1, 11)),
 )
 
 
@@ -68,6 +73,7 @@ class _Routing:
         self.lock = threading.Lock()
         self.state: RoutingState | None = None
         self.models: dict[str, object] = {}  # version -> Transcriber
+        self.broken: dict[str, str] = {}  # version -> why it could not be loaded
         self._stamp: tuple | None = None
 
     def current(self) -> RoutingState:
@@ -86,8 +92,19 @@ class _Routing:
                     state = read_state(self.path)
                     # load every model the new state needs *before* switching to it
                     for ref in (state.champion, state.challenger) if self.load_models else ():
-                        if ref is not None and ref.version not in self.models:
-                            self.models[ref.version] = _load_transcriber(ref.tag, ref.temperature)
+                        if ref is not None and ref.version not in self.models and ref.version not in self.broken:
+                            try:
+                                self.models[ref.version] = _load_transcriber(ref.tag, ref.temperature)
+                            except Exception as exc:  # a model that cannot load must not take the service down
+                                self.broken[ref.version] = f"{type(exc).__name__}: {exc}"
+                                logger.error("model %s (%s) failed to load: %s", ref.version, ref.tag, exc)
+                    if (self.load_models and state.champion is not None and state.champion.version in self.broken
+                            and self.state is not None):
+                        # keep serving the previous state rather than switch to a champion that cannot answer
+                        logger.error("routing revision %s not applied: its champion %s does not load",
+                                     state.revision, state.champion.version)
+                        self._stamp = stamp
+                        return self.state
                     keep = {r.version for r in (state.champion, state.challenger) if r is not None}
                     self.state, self._stamp = state, stamp
                     for version in list(self.models):
@@ -96,6 +113,10 @@ class _Routing:
         if self.state is None or self.state.champion is None:
             raise _client_error(503, "not_deployed", "no model is deployed yet")
         return self.state
+
+
+class ModelUnavailable(RuntimeError):
+    """The routed model could not be loaded (its reason is in the server log and in this message)."""
 
 
 def _load_transcriber(tag: str, temperature: float):
@@ -119,7 +140,10 @@ class ASRModel:
     def _run(self, side: str, waves: list[np.ndarray]) -> list[dict]:
         state = self.routing.current()
         ref = state.model_for(side) if side == CHAMPION or state.challenger is not None else state.champion
-        model = self.routing.models[ref.version]
+        model = self.routing.models.get(ref.version)
+        if model is None:
+            why = self.routing.broken.get(ref.version, "not loaded")
+            raise ModelUnavailable(f"model {ref.version} is unavailable: {why}")
         outs = model.transcribe_batch([np.asarray(w, dtype=np.float32) for w in waves])
         return [
             {
@@ -173,43 +197,57 @@ class ASR:
         if given != self.api_key:
             raise _client_error(401, "unauthorized", "missing or wrong API key (X-API-Key header)")
 
-    def _side(self, ctx: bentoml.Context) -> str:
+    def _route(self, ctx: bentoml.Context) -> tuple[str, RoutingState, bool]:
+        """(side, routing state, pinned): which model answers, and whether the caller chose it."""
         state = self.routing.current()
         key = ctx.request.headers.get("x-client-id") or (ctx.request.client.host if ctx.request.client else "")
         forced = ctx.request.headers.get("x-asr-route")  # probes pin a side to measure it
         if forced in (CHAMPION, CHALLENGER):
-            return forced if forced == CHAMPION or state.challenger is not None else CHAMPION
-        return state.route(key)
+            return (forced if forced == CHAMPION or state.challenger is not None else CHAMPION), state, True
+        return state.route(key), state, False
 
-    async def _one(self, data: bytes, side: str) -> dict:
+    async def _infer(self, side: str, samples: np.ndarray) -> dict:
+        call = self.model.to_async.infer_challenger if side == CHALLENGER else self.model.to_async.infer_champion
+        (out,) = await _with_retry(call, [samples])
+        return out
+
+    async def _one(self, data: bytes, side: str, state: RoutingState, pinned: bool) -> dict:
         started = time.perf_counter()
-        version = "unknown"
+        traffic = "pinned" if pinned else "live"
+        version = state.model_for(side).version
         try:
-            try:
-                audio = read_upload(data, max_bytes=MAX_UPLOAD_BYTES, max_duration_s=MAX_DURATION_S)
-            except UploadError as exc:
-                REQUESTS.labels(model_version="none", outcome="client_error").inc()
-                raise _client_error(exc.status, exc.code, exc.message) from None
-            call = self.model.to_async.infer_challenger if side == CHALLENGER else self.model.to_async.infer_champion
-            (out,) = await _with_retry(call, [audio.samples])
-            version = out["model_version"]
-        except ClientError:
-            raise
+            audio = read_upload(data, max_bytes=MAX_UPLOAD_BYTES, max_duration_s=MAX_DURATION_S)
+        except UploadError as exc:
+            REQUESTS.labels(model_version="none", outcome="client_error", traffic=traffic).inc()
+            raise _client_error(exc.status, exc.code, exc.message) from None
+        try:
+            out = await self._infer(side, audio.samples)
         except Exception:
-            REQUESTS.labels(model_version=version, outcome="server_error").inc()
-            raise
+            REQUESTS.labels(model_version=version, outcome="server_error", traffic=traffic).inc()
+            if side != CHALLENGER or pinned:
+                raise
+            # A failing challenger costs its canary the promotion (the error is counted against it), not the
+            # user the answer: the champion serves the request instead.
+            logger.exception("challenger %s failed a request; the champion answers it", version)
+            side, version = CHAMPION, state.champion.version
+            try:
+                out = await self._infer(CHAMPION, audio.samples)
+            except Exception:
+                REQUESTS.labels(model_version=version, outcome="server_error", traffic=traffic).inc()
+                raise
+        version = out["model_version"]
         elapsed = time.perf_counter() - started
-        REQUESTS.labels(model_version=version, outcome="ok").inc()
-        LATENCY.labels(model_version=version).observe(elapsed)
-        CONFIDENCE.labels(model_version=version).observe(out["confidence"])
+        REQUESTS.labels(model_version=version, outcome="ok", traffic=traffic).inc()
+        LATENCY.labels(model_version=version, traffic=traffic).observe(elapsed)
+        CONFIDENCE.labels(model_version=version, traffic=traffic).observe(out["confidence"])
         return {**out, "duration_s": round(audio.duration_s, 3), "processing_s": round(elapsed, 4)}
 
     @bentoml.api(route="/transcribe")
     async def transcribe(self, audio: Path, ctx: bentoml.Context) -> dict:
         """Transcribe one audio file (multipart field `audio`)."""
         self._authorize(ctx)
-        side = self._side(ctx)
-        return await self._one(Path(audio).read_bytes(), side)
+        side, state, pinned = self._route(ctx)
+        return await self._one(Path(audio).read_bytes(), side, state, pinned)
 
     @bentoml.api(route="/transcribe_batch")
     async def transcribe_batch(self, audios: list[Path], ctx: bentoml.Context) -> list[dict]:
@@ -221,5 +259,5 @@ class ASR:
             raise _client_error(400, "empty_batch", "send at least one file in the 'audios' field")
         if len(audios) > 32:
             raise _client_error(413, "batch_too_large", f"{len(audios)} files; the limit is 32 per request")
-        side = self._side(ctx)
-        return list(await asyncio.gather(*(self._one(Path(a).read_bytes(), side) for a in audios)))
+        side, state, pinned = self._route(ctx)
+        return list(await asyncio.gather(*(self._one(Path(a).read_bytes(), side, state, pinned) for a in audios)))

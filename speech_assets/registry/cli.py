@@ -101,6 +101,8 @@ def _run(registry: ModelRegistry, args: argparse.Namespace) -> int:
                 f"#{e.seq:08d} {e.ts} {e.actor:<16} {e.action:<8} {e.version:<10} "
                 f"{e.from_stage or 'new'} -> {e.to_stage}  {e.reason}"
             )
+            if e.evidence:
+                print(f"           evidence: {json.dumps(e.evidence, sort_keys=True)}")
         check = registry.verify_audit_chain(name)
         if not check.ok:
             print(f"audit trail of {name} is BROKEN:", file=sys.stderr)

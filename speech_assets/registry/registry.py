@@ -93,7 +93,7 @@ _BRANCH_PREFIX = "registry-"
 
 # Model names become path segments and branch-name parts: keep them to one unambiguous spelling.
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-_AUDIT_NAME_RE = re.compile(r"(\d{8})-(register|stage|rollback)\.json")
+_AUDIT_NAME_RE = re.compile(r"(\d{8})-(register|stage|rollback|canary)\.json")
 
 
 class Stage(str, Enum):
@@ -250,7 +250,7 @@ class AuditEvent:
     seq: int
     ts: str
     actor: str
-    action: str  # register | stage | rollback
+    action: str  # register | stage | rollback | canary (a rollout decision that changes no stage)
     model: str
     version: str
     from_stage: str | None  # None for register
@@ -261,6 +261,7 @@ class AuditEvent:
     prev_sha256: str
     sha256: str  # digest of the stored bytes (what the next event's prev_sha256 must equal)
     path: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)  # the numbers a decision was taken on
 
     @classmethod
     def parse(cls, path: str, data: bytes) -> AuditEvent:
@@ -280,6 +281,7 @@ class AuditEvent:
             prev_sha256=body["prev_sha256"],
             sha256=_sha256(data),
             path=path,
+            evidence=dict(body.get("evidence") or {}),
         )
 
 
@@ -394,6 +396,7 @@ class _Plan:
     state: _State
     changes: list[_StageChange]
     objects: list[tuple[str, bytes, str]] = field(default_factory=list)  # (path, data, content type)
+    evidence: Mapping[str, Any] | None = None  # recorded in the requested change's event
 
 
 # -- the registry -----------------------------------------------------------------------------------------
@@ -637,8 +640,14 @@ class ModelRegistry:
 
         return self._apply(name, "register", actor, plan)
 
-    def set_stage(self, name: str, version: str, stage: Stage | str, actor: str, reason: str) -> ModelVersion:
-        """Move `version` to `stage` (see ALLOWED_TRANSITIONS); promoting archives the previous holder."""
+    def set_stage(
+        self, name: str, version: str, stage: Stage | str, actor: str, reason: str,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Move `version` to `stage` (see ALLOWED_TRANSITIONS); promoting archives the previous holder.
+
+        `evidence` (JSON-able: metrics, rule verdicts, report links) is stored in the audit event, so the trail
+        says what the change was decided on, not only who made it."""
         check_name(name)
         _check_actor(actor)
         _check_reason(reason)
@@ -656,11 +665,28 @@ class ModelRegistry:
                 self._require_checkpoint(name, version, state, base)
             changes = [_StageChange(version, current, target, reason)]
             changes += self._displace(state, target, version, f"superseded by {version}: {reason}")
-            return self._plan_changes(version, state, changes)
+            return replace(self._plan_changes(version, state, changes), evidence=_evidence(evidence))
 
         return self._apply(name, "stage", actor, plan)
 
-    def rollback(self, name: str, to_version: str, actor: str, reason: str) -> ModelVersion:
+    def record_decision(
+        self, name: str, version: str, actor: str, reason: str, evidence: Mapping[str, Any]
+    ) -> ModelVersion:
+        """Record a rollout decision that changes no stage (a canary stepping its traffic up) in the audit trail."""
+        check_name(name)
+        _check_actor(actor)
+        _check_reason(reason)
+
+        def plan(state: _State, base: str) -> _Plan:
+            current = self._current_stage(name, version, state)
+            changes = [_StageChange(version, current, current, reason)]
+            return replace(self._plan_changes(version, state, changes), evidence=_evidence(evidence))
+
+        return self._apply(name, "canary", actor, plan)
+
+    def rollback(
+        self, name: str, to_version: str, actor: str, reason: str, evidence: Mapping[str, Any] | None = None
+    ) -> ModelVersion:
         """Make `to_version` (a former production version) production again; the current one is archived."""
         check_name(name)
         _check_actor(actor)
@@ -678,7 +704,7 @@ class ModelRegistry:
             self._require_checkpoint(name, to_version, state, base)
             changes = [_StageChange(to_version, current, Stage.PRODUCTION, reason)]
             changes += self._displace(state, Stage.PRODUCTION, to_version, f"rolled back to {to_version}: {reason}")
-            return self._plan_changes(to_version, state, changes)
+            return replace(self._plan_changes(to_version, state, changes), evidence=_evidence(evidence))
 
         return self._apply(name, "rollback", actor, plan)
 
@@ -747,7 +773,7 @@ class ModelRegistry:
         history = list(state.production_history)
         for change in changes:
             stages[change.version] = change.to_stage
-            if change.to_stage is Stage.PRODUCTION:
+            if change.to_stage is Stage.PRODUCTION and change.from_stage is not Stage.PRODUCTION:
                 history.append(change.version)
         return _Plan(version, replace(state, stages=stages, production_history=history), changes)
 
@@ -801,7 +827,7 @@ class ModelRegistry:
 
         # The events name the commit that made the change, so they are written in a second commit.
         seq, prev = plan.state.audit_seq, plan.state.audit_sha256
-        for change in plan.changes:
+        for i, change in enumerate(plan.changes):
             seq += 1
             event = {
                 "schema": SCHEMA_VERSION,
@@ -818,6 +844,8 @@ class ModelRegistry:
                 "commits": {"base": base, "change": change_commit},
                 "prev_sha256": prev,
             }
+            if i == 0 and plan.evidence:
+                event["evidence"] = plan.evidence
             data = _dump(event)
             self.store.put_object(self.repo, branch, audit_path(name, seq, action), data, content_type="application/json")
             prev = _sha256(data)
@@ -828,6 +856,16 @@ class ModelRegistry:
         audit = {**who, "registry_audit_seq": str(seq), "registry_audit_sha256": prev, "registry_change_commit": change_commit}
         self.store.commit(self.repo, branch, f"audit {name} #{seq}", metadata=audit, committer=f"registry/{actor}")
         return self.store.merge(self.repo, branch, self.branch, message=message, metadata=audit)
+
+
+def _evidence(evidence: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Evidence as canonical JSON data (refused early if it is not JSON-able: it must survive the store)."""
+    if evidence is None:
+        return None
+    try:
+        return json.loads(json.dumps(dict(evidence), sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"evidence must be JSON data without NaN/inf: {exc}") from None
 
 
 def _check_actor(actor: str) -> None:

@@ -2,9 +2,12 @@
 
 The service exports (see bentos/asr/service.py):
 
-    asr_requests_total{model_version, outcome}          counter, outcome = ok | client_error | server_error
-    asr_request_duration_seconds{model_version}         histogram
-    asr_confidence{model_version}                       histogram of calibrated utterance confidence
+    asr_requests_total{model_version, outcome, traffic}   counter, outcome = ok | client_error | server_error
+    asr_request_duration_seconds{model_version, traffic}  histogram
+    asr_confidence{model_version, traffic}                histogram of calibrated utterance confidence
+
+`traffic` is "live" for user requests and "pinned" for requests that chose their side (the controller's own
+probes); `parse` keeps one class, live by default, so the canary is judged on what users experienced.
 
 Counters only grow, so a window is the difference of two scrapes; a counter that went down means the server
 restarted, and the later scrape alone is the window.  p95 comes from the histogram buckets (linear within
@@ -36,12 +39,13 @@ class VersionCounters:
     confidence_buckets: dict[float, float] = field(default_factory=dict)
 
 
-def parse(text: str) -> dict[str, VersionCounters]:
+def parse(text: str, traffic: str | None = "live") -> dict[str, VersionCounters]:
+    """Per-version counters of one traffic class (None: all of them)."""
     out: dict[str, VersionCounters] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             version = s.labels.get("model_version")
-            if version is None:
+            if version is None or (traffic is not None and s.labels.get("traffic", traffic) != traffic):
                 continue
             c = out.setdefault(version, VersionCounters())
             if s.name == f"{REQUESTS}_total":
@@ -51,13 +55,15 @@ def parse(text: str) -> dict[str, VersionCounters]:
                 elif s.labels.get("outcome") == "client_error":
                     c.client_errors += s.value
             elif s.name == f"{LATENCY}_bucket":
-                c.latency_buckets[float(s.labels["le"])] = s.value
+                le = float(s.labels["le"])
+                c.latency_buckets[le] = c.latency_buckets.get(le, 0.0) + s.value
             elif s.name == f"{CONFIDENCE}_bucket":
-                c.confidence_buckets[float(s.labels["le"])] = s.value
+                le = float(s.labels["le"])
+                c.confidence_buckets[le] = c.confidence_buckets.get(le, 0.0) + s.value
             elif s.name == f"{CONFIDENCE}_sum":
-                c.confidence_sum = s.value
+                c.confidence_sum += s.value
             elif s.name == f"{CONFIDENCE}_count":
-                c.confidence_count = s.value
+                c.confidence_count += s.value
     return out
 
 

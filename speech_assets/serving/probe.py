@@ -15,9 +15,10 @@ from speech_assets.serving.canary import ProbeResult
 from speech_assets.serving.metrics import VersionCounters, parse
 
 
-def scrape(url: str, timeout_s: float = 10.0) -> dict[str, VersionCounters]:
+def scrape(url: str, timeout_s: float = 10.0, traffic: str | None = "live") -> dict[str, VersionCounters]:
+    """The service's per-version counters for one traffic class (live users by default)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=timeout_s) as r:
-        return parse(r.read().decode())
+        return parse(r.read().decode(), traffic)
 
 
 def post_audio(url: str, data: bytes, headers: dict, timeout_s: float) -> tuple[int, bytes]:
@@ -37,9 +38,10 @@ def post_audio(url: str, data: bytes, headers: dict, timeout_s: float) -> tuple[
 
 def run_probe(
     url: str, side: str, utterances: Sequence[tuple[bytes, str]], *, api_key: str | None = None,
-    timeout_s: float = 30.0,
+    timeout_s: float = 30.0, expect_version: str | None = None,
 ) -> tuple[ProbeResult, str | None]:
-    """(WER of `side` on the labelled utterances, the model version that answered); failed requests counted."""
+    """(WER of `side` on the labelled utterances, the model version that answered); failed requests counted,
+    and so is an answer from another version than `expect_version` (the routing changed under the probe)."""
     import json
 
     import jiwer
@@ -54,6 +56,9 @@ def run_probe(
             failed += 1
             continue
         out = json.loads(body)
+        if expect_version is not None and out.get("model_version") != expect_version:
+            failed += 1
+            continue
         refs.append(text)
         hyps.append(out["text"])
         versions.add(out["model_version"])

@@ -69,6 +69,15 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -84,9 +93,11 @@ def _alive(pid: int | None) -> bool:
 class LocalTarget:
     name = "local"
 
-    def __init__(self, home: Path, host: str = "127.0.0.1", env: dict | None = None, ready_timeout_s: float = 180.0):
+    def __init__(self, home: Path, host: str = "127.0.0.1", env: dict | None = None, ready_timeout_s: float = 180.0,
+                 port: int = 0):
         self.home = Path(home)
         self.host = host
+        self.port = port  # preferred port (a stable address for users); 0, or taken: any free one
         self.env = dict(env or {})
         self.ready_timeout_s = ready_timeout_s
         self.routing_file = self.home / "routing.json"
@@ -132,7 +143,7 @@ class LocalTarget:
         current = self.status()
         if current.ready and current.bento_tag == bento_tag:
             return current  # same service code: the routing change is enough (hot reload)
-        port = _free_port(self.host)
+        port = self.port if self.port and _port_free(self.host, self.port) else _free_port(self.host)
         url = f"http://{self.host}:{port}"
         log = open(self.home / f"serve-{port}.log", "ab")
         env = {**os.environ, **self.env, "ASR_ROUTING_FILE": str(self.routing_file)}

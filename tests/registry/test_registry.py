@@ -475,3 +475,23 @@ def test_cli_default_store_comes_from_environment(tmp_path: Path, monkeypatch, c
     LocalVersionStore(tmp_path / "envstore").create_repository(cli.DEFAULT_REPO)
     assert cli.main(["models", "list", NAME]) == 0
     assert "no versions of asr registered" in capsys.readouterr().out
+
+
+def test_canary_decisions_and_stage_changes_carry_their_evidence(registry: ModelRegistry):
+    _promoted(registry)  # 1.1.0 production
+    _register(registry, b"weights-3")
+    registry.set_stage(NAME, "1.2.0", "canary", actor="deploy", reason="enters as a canary at 10%")
+    step = {"action": "step", "weight": 50.0, "rules": [{"name": "error_rate", "passed": True, "detail": "0/40"}]}
+    mv = registry.record_decision(NAME, "1.2.0", actor="canary_sensor", reason="healthy at 10%: step to 50%", evidence=step)
+    assert mv.stage is Stage.CANARY  # a decision changes no stage
+    registry.set_stage(NAME, "1.2.0", "archived", actor="canary_sensor", reason="probe_wer breached",
+                       evidence={"action": "rollback", "probe_wer": 0.4})
+    events = registry.audit_log(NAME)
+    decision = [e for e in events if e.action == "canary"]
+    assert len(decision) == 1 and decision[0].evidence == step
+    assert (decision[0].from_stage, decision[0].to_stage) == ("canary", "canary")
+    assert events[-1].evidence == {"action": "rollback", "probe_wer": 0.4} and events[-1].to_stage == "archived"
+    assert registry.verify_audit_chain(NAME).ok
+    assert registry.production(NAME).version == "1.1.0"  # rolling back a canary leaves production alone
+    with pytest.raises(ValueError, match="NaN"):
+        registry.record_decision(NAME, "1.1.0", actor="x", reason="y", evidence={"p95": float("nan")})

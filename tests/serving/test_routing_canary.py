@@ -99,19 +99,25 @@ def test_policy_steps_must_end_at_100():
         CanaryPolicy(steps=(50, 10, 100))
 
 
-def _scrape(requests: dict, latencies: dict, confidences: dict) -> str:
+def _scrape(requests: dict, latencies: dict, confidences: dict, pinned: dict | None = None) -> str:
     reg = CollectorRegistry()
-    c = Counter("asr_requests", "", ["model_version", "outcome"], registry=reg)
-    h = Histogram("asr_request_duration_seconds", "", ["model_version"], buckets=(0.1, 0.25, 0.5, 1.0), registry=reg)
-    conf = Histogram("asr_confidence", "", ["model_version"], buckets=(0.5, 0.8, 0.9, 1.0), registry=reg)
+    c = Counter("asr_requests", "", ["model_version", "outcome", "traffic"], registry=reg)
+    h = Histogram("asr_request_duration_seconds", "", ["model_version", "traffic"], buckets=(0.1, 0.25, 0.5, 1.0),
+                  registry=reg)
+    conf = Histogram("asr_confidence", "", ["model_version", "traffic"], buckets=(0.5, 0.8, 0.9, 1.0), registry=reg)
     for (v, outcome), n in requests.items():
-        c.labels(v, outcome).inc(n)
+        c.labels(v, outcome, "live").inc(n)
+    for (v, outcome), n in (pinned or {}).items():
+        c.labels(v, outcome, "pinned").inc(n)
+        for _ in range(n):
+            h.labels(v, "pinned").observe(9.0)
+            conf.labels(v, "pinned").observe(0.01)
     for v, values in latencies.items():
         for x in values:
-            h.labels(v).observe(x)
+            h.labels(v, "live").observe(x)
     for v, values in confidences.items():
         for x in values:
-            conf.labels(v).observe(x)
+            conf.labels(v, "live").observe(x)
     return generate_latest(reg).decode()
 
 
@@ -121,6 +127,7 @@ def test_metrics_window_between_two_scrapes():
         {("1.0.0", "ok"): 30, ("1.1.0", "ok"): 18, ("1.1.0", "server_error"): 2, ("1.1.0", "client_error"): 4},
         {"1.0.0": [0.05] * 30, "1.1.0": [0.2] * 19 + [0.7]},
         {"1.0.0": [0.9] * 30, "1.1.0": [0.6] * 18},
+        pinned={("1.1.0", "ok"): 50},  # the controller's own probes: not live evidence
     ))
     w = window(second, first)
     assert w["1.0.0"].requests == 20 and w["1.0.0"].errors == 0
@@ -128,6 +135,7 @@ def test_metrics_window_between_two_scrapes():
     assert w["1.1.0"].requests == 24 and w["1.1.0"].errors == 2  # 4xx are the caller's, not the model's
     assert 0.1 < w["1.1.0"].p95_latency_s <= 0.25
     assert w["1.1.0"].mean_confidence == pytest.approx(0.6)
+    assert parse(_scrape({}, {}, {}, pinned={("1.1.0", "ok"): 5}), traffic="pinned")["1.1.0"].requests == 5
     # a restarted server (counters went down): the new scrape alone is the window
     assert window(first, second)["1.0.0"].requests == 10
 

@@ -225,8 +225,9 @@ def test_canary_split_hot_swap_and_no_failed_request_during_rollout(server):
     assert status == 200 and body["model_version"] == "1.1.0"
     with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
         metrics = r.read().decode()
-    assert 'asr_requests_total{model_version="1.1.0",outcome="ok"}' in metrics
-    assert 'asr_confidence_count{model_version="1.0.0"}' in metrics
+    assert 'asr_requests_total{model_version="1.1.0",outcome="ok",traffic="live"}' in metrics
+    assert 'asr_requests_total{model_version="1.1.0",outcome="ok",traffic="pinned"}' in metrics
+    assert 'asr_confidence_count{model_version="1.0.0",traffic="live"}' in metrics
 
 
 def test_probe_and_scrape_read_the_live_service(server):
@@ -236,8 +237,40 @@ def test_probe_and_scrape_read_the_live_service(server):
     result, version = run_probe(server["url"], "champion", utterances, api_key=API_KEY)
     assert result.utterances == 2 and result.failed_requests == 0 and 0.0 <= result.wer <= 1.0 + 1e-9
     assert version is not None
-    counters = scrape(server["url"])
-    assert counters[version].requests >= 2
+    pinned, live = scrape(server["url"], traffic="pinned"), scrape(server["url"])
+    assert pinned[version].requests >= 2  # probes are counted apart from live traffic
+    live_before = live.get(version)
+    run_probe(server["url"], "champion", utterances, api_key=API_KEY)
+    assert scrape(server["url"]).get(version) == live_before  # ... and never inflate it
     # a refused request is counted as failed, not silently dropped
     bad, _ = run_probe(server["url"], "champion", [(b"not audio", "x")], api_key=API_KEY)
     assert bad.failed_requests == 1 and bad.utterances == 0
+
+
+BROKEN = """
+from speech_assets.serving.model_store import import_registered
+print(import_registered(b"not a checkpoint", version="{version}", temperature=1.0))
+"""
+
+
+def test_a_broken_challenger_fails_no_user_request_and_is_counted(server):
+    """A challenger that cannot load: users get the champion's answer, the failure is counted against the
+    challenger (live traffic), and a probe pinned to it fails - the evidence the canary controller rolls back on."""
+    from speech_assets.serving.probe import run_probe, scrape
+
+    env, url = server["env"], server["url"]
+    tag = _in_env(env, BROKEN.format(version="9.9.9"))
+    champion = _in_env(env, "from speech_assets.serving.routing import read_state; import os; "
+                            "print(read_state(os.environ['ASR_ROUTING_FILE']).champion.version)")
+    set_routing(env, f'write_state(path, read_state(path).with_challenger(ModelRef("9.9.9", "{tag}", 1.0), 100))')
+    try:
+        time.sleep(1.5)
+        answers = [post(url + "/transcribe", [("audio", "x.wav", _wav(0.5))], headers={"X-Client-Id": f"u{i}"})
+                   for i in range(6)]
+        assert all(code == 200 for code, _ in answers), answers
+        assert {body["model_version"] for _, body in answers} == {champion}
+        assert scrape(url)["9.9.9"].errors >= 6
+        probe, _ = run_probe(url, "challenger", [(_wav(0.5), "x")], api_key=API_KEY, expect_version="9.9.9")
+        assert probe.failed_requests == 1
+    finally:
+        set_routing(env, "write_state(path, read_state(path).rolled_back())")

@@ -15,8 +15,10 @@ VOCABULARY_HASH = hashlib.sha256("".join(VOCAB).encode()).hexdigest()[:16]
 
 
 class RegistrationConfig(dg.Config):
-    # Until a deployment stage exists downstream, a passing challenger becomes the production model directly.
-    promote_to: str = "production"  # "production" | "candidate"
+    # "auto": the first model becomes production (nothing serves yet, and it passed the absolute floors); a
+    # later one becomes the canary, which asr_deployment rolls out and the canary sensor promotes or rolls back.
+    # "production" skips the canary (an operator's choice); "candidate" registers without deploying.
+    promote_to: str = "auto"  # "auto" | "canary" | "production" | "candidate"
     actor: str = "dagster"
 
 
@@ -34,6 +36,8 @@ class RegistrationConfig(dg.Config):
     ),
 )
 def registered_model(context: dg.AssetExecutionContext, config: RegistrationConfig, store: VersionStoreResource) -> dg.MaterializeResult:
+    if config.promote_to not in ("auto", "canary", "production", "candidate"):
+        raise dg.Failure(description=f"promote_to must be auto, canary, production or candidate, not {config.promote_to!r}")
     vs, repo = store.open(), store.repository
     pointer, decision = promotion_decision(vs, repo)
     if not decision.passed:  # defense in depth: the blocking check already stops this in the same run
@@ -60,8 +64,13 @@ def registered_model(context: dg.AssetExecutionContext, config: RegistrationConf
         parent_version=lineage.get("parent_version"),
         reason=f"passed promotion gate ({decision.mode})",
     )
-    if config.promote_to == "production":
-        registry.set_stage(MODEL_NAME, version.version, "production", actor, f"promotion gate passed ({decision.mode})")
+    stage = config.promote_to
+    if stage == "auto":
+        stage = "canary" if registry.production(MODEL_NAME) is not None else "production"
+    if stage in ("production", "canary"):
+        why = f"promotion gate passed ({decision.mode})" + (": rolled out as a canary" if stage == "canary" else "")
+        registry.set_stage(MODEL_NAME, version.version, stage, actor, why)
+
     current = registry.get(MODEL_NAME, version.version)
     return dg.MaterializeResult(
         metadata={

@@ -1,0 +1,66 @@
+"""Where and how models are served: the deploy target, its BentoML home, the canary policy, the API key."""
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import dagster as dg
+
+from speech_assets.serving.canary import CanaryPolicy
+from speech_assets.serving.targets import LocalTarget
+from speech_assets.settings import data_home
+
+
+class ServingResource(dg.ConfigurableResource):
+    """The local target (a `bentoml serve` on 127.0.0.1) and the canary policy it is rolled out under.
+
+    `api_key` arrives as a Dagster `EnvVar` (ASR_API_KEY) when set: the served process requires it and the
+    canary probes send it; it is never written to the store or shown.
+    """
+
+    home: str = ""  # routing file, deployment state, server logs; default <SPEECH_ASSETS_HOME>/serving
+    bentoml_home: str = ""  # BentoML's model and bento stores; default <SPEECH_ASSETS_HOME>/bentoml
+    host: str = "127.0.0.1"
+    port: int = 3100  # preferred; when taken (say, by the old server during a blue/green switch) any free port
+    api_key: Optional[str] = None
+    first_canary_weight: float = 10.0
+    canary_steps: list[float] = [10.0, 50.0, 100.0]
+    min_requests: int = 20
+    max_error_rate: float = 0.02
+    max_p95_latency_s: float = 2.0
+    max_p95_latency_ratio: float = 2.0
+    min_confidence_ratio: float = 0.85
+    max_probe_wer: float = 0.25
+    max_probe_wer_delta: float = 0.02
+    probe_utterances: int = 30
+
+    @property
+    def home_dir(self) -> Path:
+        return Path(self.home) if self.home else data_home() / "serving"
+
+    @property
+    def bentoml_dir(self) -> Path:
+        return Path(self.bentoml_home) if self.bentoml_home else data_home() / "bentoml"
+
+    def target(self) -> LocalTarget:
+        env = {"BENTOML_HOME": str(self.bentoml_dir), "BENTOML_DO_NOT_TRACK": "true"}
+        if self.api_key:
+            env["ASR_API_KEY"] = self.api_key
+        return LocalTarget(self.home_dir, host=self.host, env=env, port=self.port)
+
+    def policy(self) -> CanaryPolicy:
+        return CanaryPolicy(
+            steps=tuple(float(s) for s in self.canary_steps), min_requests=self.min_requests,
+            max_error_rate=self.max_error_rate, max_p95_latency_s=self.max_p95_latency_s,
+            max_p95_latency_ratio=self.max_p95_latency_ratio, min_confidence_ratio=self.min_confidence_ratio,
+            max_probe_wer=self.max_probe_wer, max_probe_wer_delta=self.max_probe_wer_delta,
+        )
+
+
+def serving_from_env() -> ServingResource:
+    return ServingResource(api_key=dg.EnvVar("ASR_API_KEY")) if os.environ.get("ASR_API_KEY") else ServingResource()
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(resources={"serving": serving_from_env()})

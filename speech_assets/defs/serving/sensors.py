@@ -1,0 +1,76 @@
+"""The canary sensor: every tick gathers the live evidence and steps the challenger up, promotes it or rolls it
+back (speech_assets.serving.controller does the work; this is the Dagster face of it).
+
+Each tick's outcome is in the sensor's tick log; every step, promotion and rollback is also written to the
+registry's audit trail with its evidence and shown as an observation of `asr_deployment`.
+"""
+
+import json
+
+import dagster as dg
+
+from speech_assets.defs.serving.assets import publish_deployment_record, routing_markdown
+from speech_assets.defs.serving.resources import ServingResource
+from speech_assets.defs.storage.resources import VersionStoreResource
+from speech_assets.registry.registry import ModelRegistry
+from speech_assets.serving.controller import CanaryController
+from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet
+from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
+from speech_assets.training.artifacts import MODEL_NAME
+
+CANARY_INTERVAL_S = 30
+
+
+def _probe_loader(vs, repo: str):
+    def load():
+        try:
+            probe = ProbeSet.from_json(vs.get_object(repo, DEFAULT_BRANCH, PROBE_SET_PATH))
+        except NotFoundError:
+            return []
+        return probe.load(vs, repo)
+
+    return load
+
+
+@dg.sensor(
+    name="canary_sensor",
+    minimum_interval_seconds=CANARY_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Steps a canary's traffic 10 → 50 → 100 %, promotes it, or rolls it back on live metrics "
+    "(error rate, p95 latency, mean confidence) and WER on a labelled probe set sent through the service.",
+)
+def canary_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResource, serving: ServingResource):
+    vs, repo = store.open(), store.repository
+    controller = CanaryController(
+        serving.target(), ModelRegistry(vs, repo), serving.policy(), model_name=MODEL_NAME,
+        probes=_probe_loader(vs, repo), api_key=serving.api_key, actor="canary_sensor",
+    )
+    outcome = controller.tick(json.loads(context.cursor) if context.cursor else None)
+    cursor = json.dumps(outcome.cursor)
+    context.log.info(f"{outcome.action}: {outcome.message}")
+    if outcome.decision is not None:
+        context.log.info(outcome.decision.markdown())
+    if not outcome.changed_routing:
+        context.update_cursor(cursor)
+        return dg.SkipReason(f"{outcome.action}: {outcome.message}")
+
+    status = serving.target().status()
+    commit = publish_deployment_record(
+        vs, repo, status, outcome.routing, f"canary-sensor-r{outcome.routing.revision}", outcome.message
+    )
+    metadata = {
+        "action": outcome.action,
+        "reason": outcome.message,
+        "champion": outcome.routing.champion.version,
+        "challenger": outcome.routing.challenger.version if outcome.routing.challenger else "none",
+        "challenger_weight_pct": outcome.routing.weight,
+        "routing_revision": outcome.routing.revision,
+        "routing": dg.MetadataValue.md(routing_markdown(outcome.routing)),
+        "commit_out": dg.MetadataValue.text(commit),
+    }
+    if outcome.decision is not None:
+        metadata["decision"] = dg.MetadataValue.md(outcome.decision.markdown())
+        metadata["evidence"] = dg.MetadataValue.json(outcome.evidence)
+    return dg.SensorResult(
+        asset_events=[dg.AssetObservation(asset_key="asr_deployment", metadata=metadata)], cursor=cursor,
+    )

@@ -1,0 +1,192 @@
+"""One tick of the canary controller: gather the evidence, decide, act, record.  No Dagster here (the sensor
+in defs/serving/sensors.py calls `CanaryController.tick` and shows its outcome).
+
+    outcome = CanaryController(target, registry, policy, probes=loader).tick(cursor)
+
+A tick, in order:
+  1. reconcile: if the registry already says what became of the challenger (promoted or archived — by an
+     operator, or by a previous tick that crashed between the registry write and the routing write), the
+     routing follows the registry;
+  2. open a window: the first tick after a routing change only remembers the metrics scrape (the baseline);
+  3. hold while the challenger has served fewer than `min_requests` live requests without an error;
+  4. otherwise send the labelled probe set through the service to both sides, `decide`, and act: step the
+     weight, promote, or roll back.  The registry is written first (with the evidence), then the routing, so
+     a crash between the two is repaired by step 1 of the next tick.
+
+The cursor (a JSON-able dict the caller keeps between ticks) holds the window's id and baseline scrape.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from speech_assets.serving import metrics as prom
+from speech_assets.serving.canary import CanaryDecision, CanaryPolicy, ProbeResult, VersionMetrics, decide
+from speech_assets.serving.probe import run_probe, scrape
+from speech_assets.serving.routing import CHALLENGER, CHAMPION, RoutingState
+
+ACTOR = "canary_controller"
+
+
+@dataclass
+class TickOutcome:
+    action: str  # idle | not_ready | window_opened | hold | step | promote | rollback | reconciled
+    message: str
+    cursor: dict
+    routing: RoutingState | None = None  # after the tick
+    decision: CanaryDecision | None = None
+    evidence: dict = field(default_factory=dict)
+
+    @property
+    def changed_routing(self) -> bool:
+        return self.action in ("step", "promote", "rollback", "reconciled")
+
+
+def _clean(value):
+    """JSON-safe numbers (NaN/inf become None): evidence goes into the hash-chained audit trail."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _dump_counters(counters: dict[str, prom.VersionCounters]) -> dict:
+    return {v: {**asdict(c), "latency_buckets": {repr(k): n for k, n in c.latency_buckets.items()},
+                "confidence_buckets": {repr(k): n for k, n in c.confidence_buckets.items()}}
+            for v, c in counters.items()}
+
+
+def _load_counters(data: dict) -> dict[str, prom.VersionCounters]:
+    out = {}
+    for v, c in data.items():
+        c = dict(c)
+        c["latency_buckets"] = {float(k): n for k, n in c["latency_buckets"].items()}
+        c["confidence_buckets"] = {float(k): n for k, n in c["confidence_buckets"].items()}
+        out[v] = prom.VersionCounters(**c)
+    return out
+
+
+class CanaryController:
+    def __init__(
+        self,
+        target,  # a DeployTarget
+        registry,  # a ModelRegistry (or anything with get/set_stage/record_decision)
+        policy: CanaryPolicy = CanaryPolicy(),
+        *,
+        model_name: str = "asr",
+        probes: Callable[[], Sequence[tuple[bytes, str]]] = lambda: [],
+        api_key: str | None = None,
+        actor: str = ACTOR,
+        clock: Callable[[], float] = time.time,
+        scrape_fn=scrape,  # injectable for tests; the defaults talk HTTP to the live service
+        probe_fn=run_probe,
+    ):
+        self.target, self.registry, self.policy = target, registry, policy
+        self.model_name, self.probes, self.api_key, self.actor, self.clock = model_name, probes, api_key, actor, clock
+        self.scrape, self.run_probe = scrape_fn, probe_fn
+
+    # -- the tick -------------------------------------------------------------------------------------------
+    def tick(self, cursor: dict | None = None) -> TickOutcome:
+        cursor = dict(cursor or {})
+        routing = self.target.routing()
+        if routing is None or routing.champion is None:
+            return TickOutcome("idle", "nothing deployed yet", cursor, routing)
+        reconciled = self._reconcile(routing, cursor)
+        if reconciled is not None:
+            return reconciled
+        if routing.challenger is None:
+            return TickOutcome("idle", f"no canary in flight; {routing.champion.version} serves all traffic",
+                               {}, routing)
+        status = self.target.status()
+        if not status.ready:
+            return TickOutcome("not_ready", f"the service is not ready ({status.url or 'not running'})", cursor, routing)
+
+        now = self.scrape(status.url)
+        window_id = f"{routing.challenger.version}@{routing.revision}"
+        if cursor.get("window") != window_id:
+            cursor = {"window": window_id, "opened_at": self.clock(), "baseline": _dump_counters(now)}
+            return TickOutcome(
+                "window_opened",
+                f"evidence window opened for {routing.challenger.version} at {routing.weight:g}% "
+                f"(routing revision {routing.revision})", cursor, routing,
+            )
+        window = prom.window(now, _load_counters(cursor["baseline"]))
+        champ = window.get(routing.champion.version, VersionMetrics())
+        chal = window.get(routing.challenger.version, VersionMetrics())
+        if chal.requests < self.policy.min_requests and chal.errors == 0:
+            return TickOutcome(
+                "hold",
+                f"hold {routing.challenger.version} at {routing.weight:g}%: {chal.requests} live requests of "
+                f"{self.policy.min_requests} needed, no errors", cursor, routing,
+                evidence=_clean({"challenger": asdict(chal), "champion": asdict(champ)}),
+            )
+
+        utterances = list(self.probes())
+        chal_probe = champ_probe = None
+        if utterances:
+            chal_probe, _ = self.run_probe(status.url, CHALLENGER, utterances, api_key=self.api_key,
+                                      expect_version=routing.challenger.version)
+            champ_probe, _ = self.run_probe(status.url, CHAMPION, utterances, api_key=self.api_key,
+                                       expect_version=routing.champion.version)
+        decision = decide(routing.weight, champ, chal, chal_probe, champ_probe, self.policy)
+        evidence = _clean({
+            "decision": decision.to_dict(),
+            "window": {"opened_at": cursor.get("opened_at"), "closed_at": self.clock(),
+                       "champion": {"version": routing.champion.version, **asdict(champ)},
+                       "challenger": {"version": routing.challenger.version, **asdict(chal)}},
+            "probe": {"utterances": len(utterances),
+                      "challenger": asdict(chal_probe) if chal_probe else None,
+                      "champion": asdict(champ_probe) if champ_probe else None},
+            "routing_revision": routing.revision, "weight": routing.weight, "service": status.url,
+            "policy": self.policy.to_dict(),
+        })
+        return self._act(routing, decision, evidence, now, cursor)
+
+    # -- acting -----------------------------------------------------------------------------------------
+    def _act(self, routing: RoutingState, decision: CanaryDecision, evidence: dict, now, cursor) -> TickOutcome:
+        v = routing.challenger.version
+        if decision.action == "hold":
+            return TickOutcome("hold", f"hold {v} at {routing.weight:g}%: {decision.reason}", cursor, routing,
+                               decision, evidence)
+        if decision.action == "step":
+            self.registry.record_decision(self.model_name, v, self.actor, decision.reason, evidence)
+            new = routing.with_weight(decision.weight)
+        elif decision.action == "promote":
+            self.registry.set_stage(self.model_name, v, "production", self.actor,
+                                    f"canary promoted: {decision.reason}", evidence=evidence)
+            new = routing.promoted()
+        else:  # rollback
+            self.registry.set_stage(self.model_name, v, "archived", self.actor,
+                                    f"canary rolled back: {decision.reason}", evidence=evidence)
+            new = routing.rolled_back()
+        self.target.apply_routing(new)
+        next_cursor = ({"window": f"{v}@{new.revision}", "opened_at": self.clock(), "baseline": _dump_counters(now)}
+                       if new.challenger is not None else {})
+        verb = {"step": f"stepped {v} to {decision.weight:g}%", "promote": f"promoted {v}",
+                "rollback": f"rolled back {v}"}[decision.action]
+        return TickOutcome(decision.action, f"{verb}: {decision.reason}", next_cursor, new, decision, evidence)
+
+    def _reconcile(self, routing: RoutingState, cursor: dict) -> TickOutcome | None:
+        if routing.challenger is None:
+            return None
+        from speech_assets.registry.registry import UnknownVersionError
+
+        v = routing.challenger.version
+        try:
+            stage = str(getattr(self.registry.get(self.model_name, v).stage, "value", ""))
+        except UnknownVersionError:
+            return None  # not a registry model (a hand-made routing): nothing to reconcile with
+        if stage == "production":
+            new, what = routing.promoted(), f"the registry already holds {v} as production: routing promotes it"
+        elif stage == "archived":
+            new, what = routing.rolled_back(), f"the registry archived {v}: routing withdraws it"
+        else:
+            return None
+        self.target.apply_routing(new)
+        return TickOutcome("reconciled", what, {}, new)

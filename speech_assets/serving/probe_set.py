@@ -1,0 +1,78 @@
+"""The labelled probe set the canary controller sends through the live service to measure each side's WER.
+
+Chosen from the test split of the manifest (speakers never trained on), spread over accent x channel so a
+regression on one slice shows, deterministic (a hash of the utterance id orders the candidates), and pinned
+to the commit it was chosen at, so every canary step of a rollout is measured on the same audio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+PROBE_SET_PATH = "serving/probe_set.json"
+_ALPHABET = set("abcdefghijklmnopqrstuvwxyz' ")
+
+
+@dataclass(frozen=True)
+class ProbeItem:
+    utt_id: str
+    audio_path: str
+    text: str
+    accent: str
+    channel: str
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    commit: str  # the store commit the audio is read from
+    items: tuple[ProbeItem, ...]
+
+    def to_json(self) -> bytes:
+        return json.dumps({"commit": self.commit, "items": [asdict(i) for i in self.items]}, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "ProbeSet":
+        d = json.loads(data)
+        return cls(d["commit"], tuple(ProbeItem(**i) for i in d["items"]))
+
+    def load(self, store, repo: str) -> list[tuple[bytes, str]]:
+        """(audio bytes, reference text) of every item, read at the pinned commit."""
+        blobs = store.get_objects(repo, self.commit, [i.audio_path for i in self.items])
+        return [(blob, item.text) for blob, item in zip(blobs, self.items)]
+
+
+def select_probe_set(rows: Sequence[dict], commit: str, size: int, split: str = "test") -> ProbeSet:
+    """Up to `size` usable rows of `split`, taken round-robin over accent x channel cells."""
+    usable = [
+        r for r in rows
+        if r.get("split") == split and not r.get("redactions") and r.get("text") and set(r["text"]) <= _ALPHABET
+    ]
+    cells: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in sorted(usable, key=lambda r: hashlib.sha256(r["utt_id"].encode()).hexdigest()):
+        cells[(str(r.get("accent") or "unknown"), str(r.get("channel") or "unknown"))].append(r)
+    order = sorted(cells)
+    picked: list[dict] = []
+    while len(picked) < size and any(cells.values()):
+        for cell in order:
+            if cells[cell] and len(picked) < size:
+                picked.append(cells[cell].pop(0))
+    items = tuple(
+        ProbeItem(r["utt_id"], r["audio_path"], r["text"], str(r.get("accent") or "unknown"),
+                  str(r.get("channel") or "unknown"))
+        for r in picked
+    )
+    return ProbeSet(commit, items)
+
+
+def probe_set_from_manifest(store, repo: str, commit: str, size: int) -> ProbeSet:
+    import pyarrow.parquet as pq
+
+    from speech_assets.intake.manifest import MANIFEST_PATH
+
+    rows = pq.read_table(io.BytesIO(store.get_object(repo, commit, MANIFEST_PATH))).to_pylist()
+    return select_probe_set(rows, commit, size)

@@ -1,0 +1,154 @@
+"""The canary controller's tick against a real registry on the local store, with the service faked: the
+metrics and probe results are scripted, so each path (window, hold, step, promote, rollback, reconcile) is
+checked exactly; the same controller runs against a real BentoML server in tests/serving/test_serving_assets.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from speech_assets.registry.registry import ModelRegistry, Stage
+from speech_assets.serving.canary import CanaryPolicy, ProbeResult
+from speech_assets.serving.controller import CanaryController
+from speech_assets.serving.metrics import VersionCounters
+from speech_assets.serving.routing import ModelRef, RoutingState
+from speech_assets.serving.targets import DeploymentStatus
+from speech_assets.storage.local import LocalVersionStore
+
+REPO, NAME = "ctl", "asr"
+
+
+class FakeTarget:
+    def __init__(self, routing: RoutingState):
+        self.state = routing
+        self.applied: list[RoutingState] = []
+
+    def routing(self):
+        return self.state
+
+    def apply_routing(self, routing):
+        self.state = routing
+        self.applied.append(routing)
+
+    def status(self):
+        return DeploymentStatus("fake", "asr:x", "http://fake", 1, 1, True, 0.0, self.state.revision)
+
+
+class FakeService:
+    """Cumulative counters per version, advanced by `serve`; probe WER per version."""
+
+    def __init__(self):
+        self.counters: dict[str, VersionCounters] = {}
+        self.wer = {"1.0.0": 0.10, "1.1.0": 0.10}
+        self.probe_failures = {"1.1.0": 0}
+
+    def serve(self, version: str, n: int, errors: int = 0, latency: float = 0.08, confidence: float = 0.9):
+        c = self.counters.setdefault(version, VersionCounters())
+        c.requests += n
+        c.errors += errors
+        for le in (0.05, 0.1, 0.2, 1.0, math.inf):
+            c.latency_buckets[le] = c.latency_buckets.get(le, 0.0) + (n if latency <= le else 0)
+        c.confidence_sum += confidence * n
+        c.confidence_count += n
+
+    def scrape(self, url):
+        return {v: VersionCounters(c.requests, c.errors, 0.0, dict(c.latency_buckets), c.confidence_sum,
+                                   c.confidence_count, {}) for v, c in self.counters.items()}
+
+    def probe(self, url, side, utterances, api_key=None, expect_version=None):
+        failed = self.probe_failures.get(expect_version, 0)
+        return ProbeResult(self.wer[expect_version], len(utterances) - failed, failed), expect_version
+
+
+@pytest.fixture
+def world(tmp_path):
+    store = LocalVersionStore(tmp_path / "store")
+    store.create_repository(REPO)
+    registry = ModelRegistry(store, REPO)
+    for i, weights in enumerate((b"w1", b"w2")):
+        registry.register(NAME, weights, data_commits=["a" * 64], feature_config_hash="f", vocabulary_hash="v",
+                          code_version="1", training_config={}, seed=i, eval_report_json=b"{}",
+                          calibration_json={"temperature": 1.0}, actor="t")
+    registry.set_stage(NAME, "1.0.0", "production", actor="t", reason="first")
+    registry.set_stage(NAME, "1.1.0", "canary", actor="t", reason="retrained")
+    routing = RoutingState().with_champion(ModelRef("1.0.0", "asr:1.0.0")).with_challenger(ModelRef("1.1.0", "asr:1.1.0"), 10)
+    target, service = FakeTarget(routing), FakeService()
+    controller = CanaryController(
+        target, registry, CanaryPolicy(min_requests=20), probes=lambda: [(b"wav", "hello")] * 8,
+        scrape_fn=service.scrape, probe_fn=service.probe, clock=lambda: 1000.0,
+    )
+    yield registry, target, service, controller
+    store.close()
+
+
+def _run(controller, cursor, service=None, traffic=None):
+    if service and traffic:
+        for version, n in traffic.items():
+            service.serve(version, n)
+    out = controller.tick(cursor)
+    json.dumps(out.cursor)  # the cursor must survive Dagster's string cursor
+    return out
+
+
+def test_a_healthy_canary_steps_up_and_is_promoted(world):
+    registry, target, service, ctl = world
+    service.serve("1.0.0", 500)  # history before the window: not evidence
+    out = _run(ctl, None)
+    assert out.action == "window_opened"
+    out = _run(ctl, out.cursor, service, {"1.0.0": 90, "1.1.0": 5})
+    assert out.action == "hold" and "5 live requests of 20" in out.message
+    out = _run(ctl, out.cursor, service, {"1.0.0": 90, "1.1.0": 20})
+    assert out.action == "step" and target.state.weight == 50
+    assert out.cursor["window"] == f"1.1.0@{target.state.revision}"  # a new window for the new step
+    out = _run(ctl, out.cursor, service, {"1.0.0": 50, "1.1.0": 50})
+    assert out.action == "step" and target.state.weight == 100
+    out = _run(ctl, out.cursor, service, {"1.1.0": 60})
+    assert out.action == "promote" and target.state.champion.version == "1.1.0" and target.state.challenger is None
+    assert registry.production(NAME).version == "1.1.0" and registry.get(NAME, "1.0.0").stage is Stage.ARCHIVED
+    events = [e for e in registry.audit_log(NAME) if e.actor == "canary_controller"]
+    assert [e.action for e in events] == ["canary", "canary", "stage", "stage"]  # 2 steps, promote + archive
+    assert events[0].evidence["decision"]["action"] == "step"
+    assert events[0].evidence["window"]["challenger"]["requests"] == 25  # the held tick's requests count too
+    assert events[2].evidence["probe"]["challenger"]["wer"] == pytest.approx(0.10)
+    assert _run(ctl, out.cursor).action == "idle"
+    assert registry.verify_audit_chain(NAME).ok
+
+
+def test_a_worse_challenger_is_rolled_back_with_the_breach_recorded(world):
+    registry, target, service, ctl = world
+    service.wer["1.1.0"] = 0.40
+    out = _run(ctl, None)
+    out = _run(ctl, out.cursor, service, {"1.0.0": 100, "1.1.0": 25})
+    assert out.action == "rollback" and "probe_wer" in out.message
+    assert target.state.challenger is None and target.state.champion.version == "1.0.0"
+    assert registry.get(NAME, "1.1.0").stage is Stage.ARCHIVED and registry.production(NAME).version == "1.0.0"
+    last = registry.audit_log(NAME)[-1]
+    assert last.to_stage == "archived" and last.evidence["decision"]["action"] == "rollback"
+    assert {r["name"]: r["passed"] for r in last.evidence["decision"]["rules"]}["probe_wer"] is False
+
+
+def test_errors_trigger_probing_before_min_requests(world):
+    registry, target, service, ctl = world
+    service.probe_failures["1.1.0"] = 8  # nothing answers on the challenger side
+    out = _run(ctl, None)
+    service.serve("1.1.0", 3, errors=3)
+    out = _run(ctl, out.cursor)
+    assert out.action == "rollback" and {"error_rate", "probe_wer"} <= set(out.decision.failed)
+
+
+def test_routing_follows_the_registry_after_a_crash_between_the_writes(world):
+    registry, target, service, ctl = world
+    # the registry write of a rollback happened, the routing write did not (the process died in between)
+    registry.set_stage(NAME, "1.1.0", "archived", actor="canary_controller", reason="canary rolled back: x")
+    out = _run(ctl, {"window": "stale"})
+    assert out.action == "reconciled" and target.state.challenger is None and out.cursor == {}
+
+
+def test_an_operator_promotion_in_the_registry_is_followed(world):
+    registry, target, service, ctl = world
+    registry.set_stage(NAME, "1.1.0", "production", actor="alice", reason="promoted by hand")
+    out = _run(ctl, None)
+    assert out.action == "reconciled" and target.state.champion.version == "1.1.0"

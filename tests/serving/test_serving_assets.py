@@ -1,0 +1,233 @@
+"""The deployment assets and the canary sensor through Dagster, against a real `bentoml serve` on loopback.
+
+One story, one server (start-up costs seconds): the first registered model is deployed and serves; a second
+enters as a 10 % canary without a restart, and the sensor — ticked the way the daemon ticks it — steps it to
+50 and 100 % and promotes it while three client loops run, none of their requests failing; then a deliberately
+broken challenger (its checkpoint does not load) goes out and the sensor rolls it back on its live errors and
+failed probes, again with no failed user request.  Every decision is in the registry's audit trail.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+import torch
+
+from speech_assets.defs.serving.assets import BENTO_RECORD, DEPLOYMENT_RECORD, asr_bento, asr_deployment
+from speech_assets.defs.serving.resources import ServingResource
+from speech_assets.defs.serving.sensors import canary_sensor
+from speech_assets.defs.storage.resources import VersionStoreResource
+from speech_assets.features.logmel import FeatureConfig
+from speech_assets.intake.manifest import MANIFEST_PATH
+from speech_assets.model.architecture import CTCModel, ModelConfig
+from speech_assets.model.train import checkpoint_bytes
+from speech_assets.registry.registry import ModelRegistry, Stage
+from speech_assets.serving.probe_set import PROBE_SET_PATH
+from speech_assets.serving.routing import read_state
+from speech_assets.storage.local import LocalVersionStore
+from tests.serving.test_service import post
+
+REPO = "serve-test"
+
+
+def _wav(seed: int, seconds: float = 0.6) -> bytes:
+    x = 0.1 * np.random.default_rng(seed).normal(size=int(seconds * 16000))
+    buf = io.BytesIO()
+    sf.write(buf, x, 16000, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _tiny_checkpoint(seed: int) -> bytes:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(conv_channels=4, hidden=16, layers=1)
+    return checkpoint_bytes(CTCModel(cfg).state_dict(), cfg, {"feature_config": FeatureConfig().to_dict()})
+
+
+def _register(registry: ModelRegistry, blob: bytes, temperature: float, stage: str) -> str:
+    mv = registry.register(
+        "asr", blob, data_commits=["a" * 64], feature_config_hash="f", vocabulary_hash="v", code_version="1",
+        training_config={}, seed=0, eval_report_json=b"{}", calibration_json={"temperature": temperature},
+        actor="test",
+    )
+    registry.set_stage("asr", mv.version, stage, actor="test", reason=f"test {stage}")
+    return mv.version
+
+
+def _seed_store(root) -> None:
+    """A manifest whose test split (with audio) the probe set is chosen from."""
+    store = LocalVersionStore(root)
+    store.create_repository(REPO)
+    store.create_branch(REPO, "seed", "main")
+    rows = []
+    for i in range(12):
+        path = f"audio/b0/u{i}.wav"
+        store.put_object(REPO, "seed", path, _wav(100 + i), content_type="audio/wav")
+        rows.append({"utt_id": f"u{i}", "split": "test" if i < 8 else "train", "audio_path": path,
+                     "text": "hello world", "accent": ("us", "gb")[i % 2], "channel": "clean", "redactions": 0})
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), sink)
+    store.put_object(REPO, "seed", MANIFEST_PATH, sink.getvalue())
+    store.commit(REPO, "seed", "seed manifest")
+    store.merge(REPO, "seed", "main")
+    store.close()
+
+
+def _tick_until(ctx_factory, wanted: set[str], max_ticks: int = 40, pause_s: float = 1.0, results=None) -> list[str]:
+    """Tick the sensor like the daemon would, carrying its cursor, until one of `wanted` happens."""
+    seen = []
+    results = results if results is not None else []
+    cursor = None
+    for _ in range(max_ticks):
+        ctx = ctx_factory(cursor)
+        result = canary_sensor(ctx)
+        cursor = ctx.cursor if isinstance(result, dg.SkipReason) else result.cursor
+        action = (result.skip_message if isinstance(result, dg.SkipReason)
+                  else result.asset_events[0].metadata["action"].value).split(":")[0]
+        seen.append(action)
+        results.append(result)
+        if action in wanted:
+            return seen
+        time.sleep(pause_s)
+    pytest.fail(f"none of {wanted} after {max_ticks} ticks: {seen}")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serving_assets")
+    _seed_store(tmp / "store")
+    resources = {
+        "store": VersionStoreResource(repository=REPO, local_root=str(tmp / "store")),
+        # random tiny models transcribe noise as noise: the probe WER ceiling is lifted, the delta rule stays
+        "serving": ServingResource(home=str(tmp / "serving"), bentoml_home=str(tmp / "bentoml"), port=0, min_requests=8,
+                                   max_probe_wer=10.0, probe_utterances=6, max_p95_latency_s=10.0,
+                                   max_p95_latency_ratio=20.0),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    yield {"tmp": tmp, "resources": resources, "instance": instance}
+    resources["serving"].target().stop()
+
+
+def _registry(world) -> tuple[LocalVersionStore, ModelRegistry]:
+    vs = LocalVersionStore(world["tmp"] / "store")
+    return vs, ModelRegistry(vs, REPO)
+
+
+def _materialize(world) -> dict:
+    result = dg.materialize([asr_bento, asr_deployment], resources=world["resources"], instance=world["instance"])
+    assert result.success
+    return {e.asset_key.to_user_string(): e.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+
+
+def _clients(url: str, stop: threading.Event, failures: list, versions: list, n: int = 3) -> list[threading.Thread]:
+    wav = _wav(7, 0.5)
+
+    def loop(worker: int) -> None:
+        i = 0
+        while not stop.is_set():
+            code, body = post(url + "/transcribe", [("audio", "x.wav", wav)], headers={"X-Client-Id": f"c{worker}-{i}"},
+                              api_key=None)
+            (versions.append(body["model_version"]) if code == 200 else failures.append((code, body)))
+            i += 1
+
+    threads = [threading.Thread(target=loop, args=(w,), daemon=True) for w in range(n)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_first_model_is_deployed_and_serves(world):
+    vs, registry = _registry(world)
+    _register(registry, _tiny_checkpoint(0), 1.0, "production")
+    meta = _materialize(world)
+    assert meta["asr_bento"]["rebuilt"].value is True and meta["asr_bento"]["model_version"].value == "1.0.0"
+    dep = meta["asr_deployment"]
+    assert dep["action"].value == "initial" and dep["champion"].value == "1.0.0" and dep["challenger"].value == "none"
+    url = dep["url"].value
+    code, body = post(url + "/transcribe", [("audio", "a.wav", _wav(1))], api_key=None)
+    assert code == 200 and body["model_version"] == "1.0.0"
+    # the deployment's state and the probe set are in the store
+    for path in (BENTO_RECORD, DEPLOYMENT_RECORD, PROBE_SET_PATH):
+        assert vs.stat_object(REPO, "main", path).size_bytes > 0
+    world["url"], world["pid"] = url, dep["pid"].value
+    vs.close()
+
+
+def _ctx_factory(world):
+    return lambda cursor: dg.build_sensor_context(instance=world["instance"], cursor=cursor,
+                                                  resources=world["resources"])
+
+
+def test_canary_is_stepped_up_and_promoted_with_no_failed_request(world):
+    vs, registry = _registry(world)
+    # same weights, recalibrated: a patch version that answers exactly like the champion
+    version = _register(registry, _tiny_checkpoint(0), 1.02, "canary")
+    assert version == "1.0.1"
+    meta = _materialize(world)
+    assert meta["asr_bento"]["rebuilt"].value is False  # same service code: the bento is reused
+    dep = meta["asr_deployment"]
+    assert dep["action"].value == "canary" and dep["challenger_weight_pct"].value == 10
+    assert dep["pid"].value == world["pid"] and dep["url"].value == world["url"]  # no restart, same address
+
+    stop, failures, versions = threading.Event(), [], []
+    threads = _clients(world["url"], stop, failures, versions)
+    results = []
+    try:
+        seen = _tick_until(_ctx_factory(world), {"promote", "rollback"}, results=results)
+        time.sleep(1.5)
+        n = len(versions)
+        time.sleep(1.5)
+        after = versions[n:]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert seen[-1] == "promote", seen
+    assert seen.count("step") == 2  # 10 -> 50 -> 100, then promoted
+    assert failures == [], failures[:3]
+    assert {"1.0.0", "1.0.1"} <= set(versions) and after and set(after) == {"1.0.1"}
+    assert registry.production("asr").version == "1.0.1" and registry.get("asr", "1.0.0").stage is Stage.ARCHIVED
+    routing = read_state(world["tmp"] / "serving" / "routing.json")
+    assert routing.champion.version == "1.0.1" and routing.challenger is None
+    decisions = [e for e in registry.audit_log("asr") if e.actor == "canary_sensor"]
+    assert [e.evidence["decision"]["action"] for e in decisions if e.evidence] == ["step", "step", "promote"]
+    assert all(r["passed"] for r in decisions[-2].evidence["decision"]["rules"])
+    # what the daemon records as an observation of asr_deployment (the decision, visible in the UI)
+    (observation,) = results[-1].asset_events
+    assert observation.asset_key == dg.AssetKey("asr_deployment")
+    assert "| probe_wer | pass |" in observation.metadata["decision"].value
+    assert observation.metadata["champion"].value == "1.0.1"
+    vs.close()
+
+
+def test_a_broken_challenger_is_rolled_back_with_no_failed_request(world):
+    vs, registry = _registry(world)
+    version = _register(registry, b"these bytes are not a checkpoint", 1.0, "canary")
+    dep = _materialize(world)["asr_deployment"]
+    assert dep["action"].value == "canary" and dep["challenger"].value == version
+
+    stop, failures, versions = threading.Event(), [], []
+    threads = _clients(world["url"], stop, failures, versions)
+    try:
+        seen = _tick_until(_ctx_factory(world), {"promote", "rollback"})
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert seen[-1] == "rollback", seen
+    assert failures == [], failures[:3]  # the champion answered whatever the broken canary could not
+    assert registry.get("asr", version).stage is Stage.ARCHIVED and registry.production("asr").version == "1.0.1"
+    last = [e for e in registry.audit_log("asr") if e.version == version][-1]
+    verdicts = {r["name"]: r["passed"] for r in last.evidence["decision"]["rules"]}
+    assert verdicts["error_rate"] is False and verdicts["probe_wer"] is False
+    assert read_state(world["tmp"] / "serving" / "routing.json").challenger is None
+    assert registry.verify_audit_chain("asr").ok
+    vs.close()
