@@ -136,6 +136,10 @@ class ASRModel:
 
     def __init__(self) -> None:
         self.routing = _Routing(ROUTING_FILE)
+        try:
+            self.routing.current()  # load the routed models now, not on the first user's request
+        except ClientError:
+            pass  # nothing deployed yet: models load when a routing document appears
 
     def _run(self, side: str, waves: list[np.ndarray]) -> list[dict]:
         state = self.routing.current()

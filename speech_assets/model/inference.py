@@ -122,9 +122,19 @@ class Transcriber:
     def transcribe(self, waveform: np.ndarray) -> Transcript:
         return self.transcribe_batch([waveform])[0]
 
-    @torch.no_grad()
     def transcribe_batch(self, waveforms: Sequence[np.ndarray], batch_size: int = 16) -> list[Transcript]:
         feats = self._features(waveforms)
+        return self.transcribe_features(feats, [len(w) / self.feature_config.sample_rate for w in waveforms], batch_size)
+
+    @torch.no_grad()
+    def transcribe_features(
+        self, feats: Sequence[torch.Tensor | np.ndarray], durations_s: Sequence[float] | None = None,
+        batch_size: int = 16,
+    ) -> list[Transcript]:
+        """Transcripts of log-mel features already computed (e.g. the feature store's, for monitoring)."""
+        feats = [torch.as_tensor(np.asarray(f, dtype=np.float32)) if not isinstance(f, torch.Tensor) else f for f in feats]
+        if durations_s is None:
+            durations_s = [f.shape[0] * self.feature_config.hop_length / self.feature_config.sample_rate for f in feats]
         out: list[Transcript | None] = [None] * len(feats)
         # similar lengths together: less padding in each forward pass
         order = sorted(range(len(feats)), key=lambda i: feats[i].shape[0])
@@ -140,7 +150,7 @@ class Transcriber:
                     text=hyp.text,
                     confidence=hyp.confidence,
                     words=[(w.word, w.start_s, w.end_s, w.confidence) for w in hyp.words],
-                    duration_s=len(waveforms[i]) / self.feature_config.sample_rate,
+                    duration_s=float(durations_s[i]),
                 )
         return out  # type: ignore[return-value]
 

@@ -6,7 +6,8 @@ in defs/serving/sensors.py calls `CanaryController.tick` and shows its outcome).
 A tick, in order:
   1. reconcile: if the registry already says what became of the challenger (promoted or archived — by an
      operator, or by a previous tick that crashed between the registry write and the routing write), the
-     routing follows the registry;
+     routing follows the registry; if the registry's production or canary is not deployed at all (an
+     operator's `models rollback`), the outcome is `out_of_sync` and the caller runs the deployment assets;
   2. open a window: the first tick after a routing change only remembers the metrics scrape (the baseline);
   3. hold while the challenger has served fewer than `min_requests` live requests without an error;
   4. otherwise send the labelled probe set through the service to both sides, `decide`, and act: step the
@@ -33,7 +34,7 @@ ACTOR = "canary_controller"
 
 @dataclass
 class TickOutcome:
-    action: str  # idle | not_ready | window_opened | hold | step | promote | rollback | reconciled
+    action: str  # idle | out_of_sync | not_ready | window_opened | hold | step | promote | rollback | reconciled
     message: str
     cursor: dict
     routing: RoutingState | None = None  # after the tick
@@ -100,6 +101,9 @@ class CanaryController:
         reconciled = self._reconcile(routing, cursor)
         if reconciled is not None:
             return reconciled
+        drift = self._out_of_sync(routing)
+        if drift is not None:
+            return TickOutcome("out_of_sync", drift, {}, routing)
         if routing.challenger is None:
             return TickOutcome("idle", f"no canary in flight; {routing.champion.version} serves all traffic",
                                {}, routing)
@@ -171,6 +175,19 @@ class CanaryController:
         verb = {"step": f"stepped {v} to {decision.weight:g}%", "promote": f"promoted {v}",
                 "rollback": f"rolled back {v}"}[decision.action]
         return TickOutcome(decision.action, f"{verb}: {decision.reason}", next_cursor, new, decision, evidence)
+
+    def _out_of_sync(self, routing: RoutingState) -> str | None:
+        """Why the deployment does not serve what the registry says (None when it does)."""
+        production = self.registry.production(self.model_name)
+        if production is None:
+            return None
+        canary = self.registry.canary(self.model_name)
+        if routing.champion.version != production.version:
+            return f"registry production is {production.version}, the service's champion {routing.champion.version}"
+        deployed = routing.challenger.version if routing.challenger else None
+        if canary is not None and canary.version != deployed:
+            return f"registry canary {canary.version} is not deployed (challenger: {deployed or 'none'})"
+        return None
 
     def _reconcile(self, routing: RoutingState, cursor: dict) -> TickOutcome | None:
         if routing.challenger is None:

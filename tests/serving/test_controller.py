@@ -152,3 +152,13 @@ def test_an_operator_promotion_in_the_registry_is_followed(world):
     registry.set_stage(NAME, "1.1.0", "production", actor="alice", reason="promoted by hand")
     out = _run(ctl, None)
     assert out.action == "reconciled" and target.state.champion.version == "1.1.0"
+
+
+def test_a_registry_rollback_by_hand_asks_for_a_deployment(world):
+    registry, target, service, ctl = world
+    registry.set_stage(NAME, "1.1.0", "production", actor="alice", reason="promoted by hand")
+    assert _run(ctl, None).action == "reconciled"  # routing: 1.1.0 champion
+    registry.rollback(NAME, "1.0.0", actor="alice", reason="1.1.0 misbehaves on telephone audio")
+    out = _run(ctl, None)
+    # 1.0.0 must be (re)imported and routed: the sensor runs the deployment assets for that
+    assert out.action == "out_of_sync" and "registry production is 1.0.0" in out.message

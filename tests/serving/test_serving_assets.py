@@ -231,3 +231,20 @@ def test_a_broken_challenger_is_rolled_back_with_no_failed_request(world):
     assert read_state(world["tmp"] / "serving" / "routing.json").challenger is None
     assert registry.verify_audit_chain("asr").ok
     vs.close()
+
+
+def test_a_rollback_by_hand_in_the_registry_is_deployed(world):
+    """`models rollback` changes the registry; the sensor notices and asks for the deployment job to run."""
+    vs, registry = _registry(world)
+    registry.rollback("asr", "1.0.0", actor="alice", reason="1.0.1 misbehaves on telephone audio")
+    ctx = _ctx_factory(world)(None)
+    result = canary_sensor(ctx)
+    (request,) = result.run_requests
+    assert request.run_key.startswith("sync-1.0.0-none-")
+    assert "registry production is 1.0.0" in request.tags["speech_assets/reason"]
+    dep = _materialize(world)["asr_deployment"]  # what the requested deploy_models run does
+    assert dep["action"].value == "champion" and dep["champion"].value == "1.0.0"
+    code, body = post(world["url"] + "/transcribe", [("audio", "a.wav", _wav(3))], api_key=None)
+    assert code == 200 and body["model_version"] == "1.0.0"
+    assert canary_sensor(_ctx_factory(world)(None)).skip_message.startswith("idle")
+    vs.close()

@@ -6,10 +6,12 @@ registry's audit trail with its evidence and shown as an observation of `asr_dep
 """
 
 import json
+import os
 
 import dagster as dg
 
 from speech_assets.defs.serving.assets import publish_deployment_record, routing_markdown
+from speech_assets.defs.serving.jobs import deploy_models
 from speech_assets.defs.serving.resources import ServingResource
 from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.registry.registry import ModelRegistry
@@ -18,7 +20,7 @@ from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
 from speech_assets.training.artifacts import MODEL_NAME
 
-CANARY_INTERVAL_S = 30
+CANARY_INTERVAL_S = int(os.environ.get("SPEECH_ASSETS_CANARY_INTERVAL_S", "30"))
 
 
 def _probe_loader(vs, repo: str):
@@ -36,6 +38,7 @@ def _probe_loader(vs, repo: str):
     name="canary_sensor",
     minimum_interval_seconds=CANARY_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    job=deploy_models,
     description="Steps a canary's traffic 10 → 50 → 100 %, promotes it, or rolls it back on live metrics "
     "(error rate, p95 latency, mean confidence) and WER on a labelled probe set sent through the service.",
 )
@@ -50,6 +53,16 @@ def canary_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResour
     context.log.info(f"{outcome.action}: {outcome.message}")
     if outcome.decision is not None:
         context.log.info(outcome.decision.markdown())
+    if outcome.action == "out_of_sync":
+        # Deploying needs the model import and maybe a bento build: a run, not a sensor tick. The run key makes
+        # the request once per registry state, however many ticks see it before the run lands.
+        registry = ModelRegistry(vs, repo)
+        production, canary = registry.production(MODEL_NAME), registry.canary(MODEL_NAME)
+        key = (f"sync-{production.version if production else 'none'}-{canary.version if canary else 'none'}"
+               f"-r{outcome.routing.revision}")
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=key, tags={"speech_assets/reason": outcome.message[:200]})], cursor=cursor
+        )
     if not outcome.changed_routing:
         context.update_cursor(cursor)
         return dg.SkipReason(f"{outcome.action}: {outcome.message}")

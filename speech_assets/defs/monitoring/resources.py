@@ -1,0 +1,52 @@
+"""The retrain policy and the run config retrains use, as a resource the retrain sensor reads."""
+
+import json
+import os
+
+import dagster as dg
+
+from speech_assets.monitoring.retrain import RetrainPolicy
+
+
+class RetrainSettings(dg.ConfigurableResource):
+    """The retrain policy and the run config a retrain runs with (JSON overrides of the training and eval configs).
+
+    `SPEECH_ASSETS_RETRAIN` (a JSON object of these fields) overrides the defaults, e.g. for the demo's story.
+    """
+
+    fire_score: float = 1.0
+    rearm_score: float = 0.7
+    cooldown_minutes: float = 60.0
+    max_per_day: int = 3
+    min_new_utterances: int = 3000
+    max_model_age_hours: float = 7 * 24.0
+    train_config_json: str = json.dumps({"warm_start": True, "epochs": 2})
+    eval_config_json: str = "{}"
+
+    def policy(self) -> RetrainPolicy:
+        return RetrainPolicy(
+            fire_score=self.fire_score, rearm_score=self.rearm_score, cooldown_s=self.cooldown_minutes * 60,
+            max_per_day=self.max_per_day, min_new_utterances=self.min_new_utterances,
+            max_model_age_s=self.max_model_age_hours * 3600,
+        )
+
+    def run_config(self) -> dict:
+        ops = {}
+        if json.loads(self.train_config_json):
+            ops["asr_checkpoint"] = {"config": json.loads(self.train_config_json)}
+        if json.loads(self.eval_config_json):
+            ops["eval_report"] = {"config": json.loads(self.eval_config_json)}
+        return {"ops": ops} if ops else {}
+
+
+def retrain_from_env() -> RetrainSettings:
+    overrides = json.loads(os.environ.get("SPEECH_ASSETS_RETRAIN", "{}"))
+    for key in ("train_config_json", "eval_config_json"):
+        if key in overrides and not isinstance(overrides[key], str):
+            overrides[key] = json.dumps(overrides[key])
+    return RetrainSettings(**overrides)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(resources={"retrain": retrain_from_env()})

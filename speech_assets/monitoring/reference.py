@@ -1,0 +1,95 @@
+"""The drift reference of a production model: its training population's statistics, built once, kept in the store.
+
+    reference = reference_for(store, repo, registry)      # monitoring/reference/<version>.json, built on first use
+
+The reference sums the per-batch statistics of every batch in the manifest the model was trained on (its
+lineage's data commit) and adds the model's confidence histogram on that population's dev split (speakers it
+never trained on), so a batch's confidences are compared with the same model's on familiar speech.  Built once
+per model version, it makes each batch's drift report cost one read of it plus one of the batch's statistics.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+
+from speech_assets.monitoring.drift import build_reference, confidence_histogram
+
+REFERENCE_PREFIX = "monitoring/reference"
+MAX_CONFIDENCE_UTTERANCES = 300
+
+
+def reference_path(version: str) -> str:
+    return f"{REFERENCE_PREFIX}/{version}.json"
+
+
+def served_confidences(transcriber, feats: list[np.ndarray], max_utterances: int = MAX_CONFIDENCE_UTTERANCES,
+                       seed: int = 0) -> np.ndarray:
+    """The calibrated utterance confidences the served model gives `feats` (a fixed random sample when many)."""
+    if len(feats) > max_utterances:
+        idx = np.random.default_rng(seed).choice(len(feats), size=max_utterances, replace=False)
+        feats = [feats[i] for i in sorted(idx)]
+    if not feats:
+        return np.zeros(0)
+    return np.asarray([t.confidence for t in transcriber.transcribe_features(feats)], dtype=np.float64)
+
+
+def transcriber_for(registry, model_name: str, version: str):
+    from speech_assets.model.inference import Transcriber
+
+    temperature = float(registry.calibration(model_name, version).get("temperature", 1.0))
+    return Transcriber.from_checkpoint(registry.checkpoint(model_name, version), temperature=temperature)
+
+
+def manifest_rows(store, repo: str, commit: str) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    from speech_assets.intake.manifest import MANIFEST_PATH
+
+    return pq.read_table(io.BytesIO(store.get_object(repo, commit, MANIFEST_PATH))).to_pylist()
+
+
+def build_model_reference(store, repo: str, registry, model_name: str, version: str, transcriber=None) -> dict:
+    from speech_assets.features.logmel import FeatureConfig
+    from speech_assets.features.store import load_features, load_stats
+
+    mv = registry.get(model_name, version)
+    commit = mv.lineage.data_commits[0]
+    transcriber = transcriber or transcriber_for(registry, model_name, version)
+    fc = transcriber.feature_config if isinstance(transcriber.feature_config, FeatureConfig) else FeatureConfig()
+    rows = manifest_rows(store, repo, commit)
+    batches = sorted({r["batch_id"] for r in rows})
+    reference = build_reference(load_stats(store, repo, commit, fc, b) for b in batches)
+    # held-out speakers first (dev, else test); a corpus too small to have them falls back to all its rows
+    dev = ([r for r in rows if r["split"] == "dev"] or [r for r in rows if r["split"] == "test"] or rows)
+    feats = []
+    for b in sorted({r["batch_id"] for r in dev}):
+        by_utt = load_features(store, repo, commit, fc, b)
+        feats += [by_utt[r["utt_id"]] for r in dev if r["batch_id"] == b and r["utt_id"] in by_utt]
+    conf = served_confidences(transcriber, feats)
+    reference.update({
+        "model_version": version, "data_commit": commit, "batch_ids": batches,
+        "confidence_hist": confidence_histogram(conf), "confidence_mean": float(conf.mean()) if conf.size else None,
+        "confidence_utterances": int(conf.size), "feature_config_digest": fc.digest(),
+    })
+    return reference
+
+
+def reference_for(store, repo: str, registry, model_name: str, version: str, run_id: str = "reference") -> dict:
+    """The stored reference of `version`, built and published on first use."""
+    from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
+    from speech_assets.storage.publish import publish_objects
+
+    path = reference_path(version)
+    try:
+        return json.loads(store.get_object(repo, DEFAULT_BRANCH, path))
+    except NotFoundError:
+        pass
+    reference = build_model_reference(store, repo, registry, model_name, version)
+    publish_objects(store, repo, {path: json.dumps(reference, sort_keys=True).encode()},
+                    branch_prefix="monitoring-reference", message=f"drift reference of {model_name} {version}",
+                    metadata={"run_id": run_id, "model_version": version},
+                    content_types={path: "application/json"})
+    return reference
