@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup demo test ui bench clean
+.PHONY: setup demo test ui bench clean stop
 
 setup:
 	@bash scripts/setup.sh
@@ -12,6 +12,10 @@ setup:
 ## The main job: the demo cycle on the embedded defaults.
 demo: setup
 	python -m speech_assets demo
+
+## Stop the Dagster UI, daemon and ASR service the demo left running.
+stop:
+	python -m speech_assets stop
 
 ## The test suite (plus `dagster definitions validate`).
 test: setup

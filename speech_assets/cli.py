@@ -1,6 +1,7 @@
 """`python -m speech_assets <command>` (also installed as `speech-assets`).
 
-    demo                     the demo cycle on the embedded defaults
+    demo                     the demo cycle on the embedded defaults (leaves the UI, daemon and service running)
+    stop                     stop what the demo left running
     simulate / import-corpus make landing batches (see `speech_assets.audio.cli`)
     store log|ls|branches|quarantine   look inside the versioned store
     models list|show|rollback|audit    the model registry (see `speech_assets.registry.cli`)
@@ -88,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         from speech_assets.demo import main as demo_main
 
         return demo_main(rest)
+    if cmd == "stop":
+        from speech_assets.demo import stop_all
+
+        return stop_all()
     if cmd in ("simulate", "import-corpus"):
         from speech_assets.audio.cli import main as audio_main
 

@@ -34,6 +34,9 @@ DEMO_DAYS = [
 # test split holds several speakers per accent, so per-accent intervals mean something.
 DEMO_SPEAKERS_PER_ACCENT = 40
 DEMO_BOOTSTRAP_UTTERANCES = 6000
+# The first model's training in the demo, and a retrain's (a warm start from the champion).
+DEMO_FIRST_TRAINING = {"epochs": 3}
+DEMO_RETRAIN = {"warm_start": True, "epochs": 1, "lr": 2e-3}
 
 
 def _log(msg: str) -> None:
@@ -69,15 +72,16 @@ def add_broken_uploads(batch_dir: Path) -> int:
     return len(rows) + 1
 
 
-def generate_landing(utterances: int, workers: int, bootstrap_utterances: int = 0) -> list[str]:
+def generate_landing(utterances: int, workers: int, bootstrap_utterances: int = 0, days=DEMO_DAYS) -> list[str]:
+    """Simulate `days` (name, seed, accents, channels, size) and drop each into the landing zone."""
     from speech_assets.audio.simulate import SimulationConfig, generate_batch
 
     landing = landing_dir()
     landing.mkdir(parents=True, exist_ok=True)
     staging = data_home() / "generated"
     names = []
-    for name, seed, accents, channels, size in DEMO_DAYS:
-        n = bootstrap_utterances if size == "bootstrap" else utterances
+    for name, seed, accents, channels, size in days:
+        n = bootstrap_utterances if size == "bootstrap" else (utterances if size is None else size)
         if n <= 0:
             continue
         names.append(name)
@@ -355,6 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-training", action="store_true", help="stop after intake and features")
     parser.add_argument("--train-config", default="{}", help="JSON overrides for asr_checkpoint's TrainingConfig")
     parser.add_argument("--eval-config", default="{}", help="JSON overrides for eval_report's EvalConfig")
+    parser.add_argument("--retrain-config", default="{}",
+                        help="JSON overrides for the retrain's TrainingConfig (default: warm start, 1 epoch)")
+    parser.add_argument("--story-utterances", type=int, default=1500,
+                        help="utterances on the drifted day of act two (0: no act two)")
+    parser.add_argument("--stop-at-end", action="store_true",
+                        help="stop the daemon and the service at the end instead of leaving them (and the UI) running")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
@@ -372,7 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     import dagster as dg
 
     dg.DagsterInstance.get().get_runs(limit=1)
+    configure_loop(args)
     daemon = start_daemon()
+    keep = False
     try:
         result = wait_for_intake(sorted(batches), hashes, args.timeout, daemon)
         print_summary(result)
@@ -381,14 +393,85 @@ def main(argv: list[str] | None = None) -> int:
 
             _log("launching train_and_deploy (asr_checkpoint → eval_report → promotion_gate → registered_model → "
                  "asr_bento → asr_deployment)")
-            run_id = launch_training(json.loads(args.train_config), json.loads(args.eval_config))
+            run_id = launch_training({**DEMO_FIRST_TRAINING, **json.loads(args.train_config)}, json.loads(args.eval_config))
             run, seconds = wait_for_run(run_id, args.timeout * 2, daemon)
             print_training_summary(run, seconds)
-            print_serving_summary()
+            serving = print_serving_summary()
+            if serving and args.story_utterances > 0:
+                from speech_assets.demo_story import print_story_summary, run_story
+
+                story = run_story(daemon, args.story_utterances, args.workers, args.timeout * 3)
+                print_story_summary(story)
+        keep = not args.stop_at_end
     finally:
-        stop(daemon)
+        if keep:
+            leave_running(daemon)
+        else:
+            stop(daemon)
+            if args.stop_at_end:
+                from speech_assets.defs.serving.resources import serving_from_env
+
+                serving_from_env().target().stop()
     print_where()
     _log(f"demo finished in {time.perf_counter() - started:.0f}s")
+    return 0
+
+
+def configure_loop(args) -> None:
+    """The closed loop's settings for the demo, passed to the daemon through its environment.
+
+    Sensors tick every 10 s (production: 30 s) so the story does not wait on them; a retrain fine-tunes the
+    champion (warm start) for one epoch over everything on main, evaluated like any challenger.
+    """
+    import json
+
+    os.environ.setdefault("SPEECH_ASSETS_CANARY_INTERVAL_S", "10")
+    os.environ.setdefault("SPEECH_ASSETS_RETRAIN_INTERVAL_S", "10")
+    retrain_train = {**DEMO_RETRAIN, **json.loads(args.retrain_config)}
+    retrain_eval = {**json.loads(args.eval_config), "baseline_utterances": 0}  # the baseline was measured once
+    os.environ["SPEECH_ASSETS_RETRAIN"] = json.dumps({
+        "cooldown_minutes": 0, "min_new_utterances": 10**9, "train_config_json": retrain_train,
+        "eval_config_json": retrain_eval,
+    })
+
+
+def _pid_file() -> Path:
+    return Path(os.environ["DAGSTER_HOME"]) / "demo_processes.json"
+
+
+def leave_running(daemon: subprocess.Popen) -> None:
+    """Keep the daemon, start the Dagster UI (both in their own sessions): the user inspects what happened."""
+    import json
+
+    log = Path(os.environ["DAGSTER_HOME"]) / "webserver.log"
+    web = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-webserver")), "-w", str(PROJECT_ROOT / "workspace.yaml"),
+         "-h", "127.0.0.1", "-p", "3000"],
+        cwd=PROJECT_ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    _pid_file().write_text(json.dumps({"daemon": daemon.pid, "webserver": web.pid}))
+    print(f"""
+Left running: the Dagster UI at http://127.0.0.1:3000 (pid {web.pid}), dagster-daemon (pid {daemon.pid}: the
+sensors keep watching), and the ASR service. Stop them all with:  make stop""")
+
+
+def stop_all() -> int:
+    """`make stop`: the UI and the daemon the demo left running, and the local service."""
+    import json
+
+    from speech_assets.defs.serving.resources import serving_from_env
+
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
+    if _pid_file().exists():
+        for name, pid in json.loads(_pid_file().read_text()).items():
+            try:
+                os.killpg(pid, signal.SIGTERM)
+                print(f"stopped {name} (pid {pid})")
+            except ProcessLookupError:
+                pass
+        _pid_file().unlink()
+    serving_from_env().target().stop()
+    print("stopped the ASR service")
     return 0
 
 

@@ -55,7 +55,15 @@ def canary_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResour
         context.log.info(outcome.decision.markdown())
     if outcome.action == "out_of_sync":
         # Deploying needs the model import and maybe a bento build: a run, not a sensor tick. The run key makes
-        # the request once per registry state, however many ticks see it before the run lands.
+        # the request once per registry state, however many ticks see it before the run lands; a run that is
+        # already deploying (a retrain between registering and rolling out) is left to finish.
+        active = context.instance.get_run_records(dg.RunsFilter(
+            job_name=None, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+                                     dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]), limit=50)
+        deploying = [r.dagster_run.run_id[:8] for r in active if r.dagster_run.job_name in ("train_and_deploy", deploy_models.name)]
+        if deploying:
+            context.update_cursor(cursor)
+            return dg.SkipReason(f"{outcome.message}; run {deploying[0]} is deploying: waiting for it")
         registry = ModelRegistry(vs, repo)
         production, canary = registry.production(MODEL_NAME), registry.canary(MODEL_NAME)
         key = (f"sync-{production.version if production else 'none'}-{canary.version if canary else 'none'}"

@@ -1,0 +1,217 @@
+"""The demo's second act: the closed loop, on its own, watched from outside.
+
+After the first model serves, one more day of the usual traffic arrives, then a day on which a new accent calls
+in over the telephone.  Nothing here triggers anything: the daemon's sensors do (intake, drift_report,
+retrain_sensor, canary_sensor).  This module drops the batches, sends simulated users' requests to the service
+while a canary is out, watches each step happen, and prints what happened, with the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# name, seed, accents, channels, utterances (None: the drifted day's size)
+STORY_DAYS = [
+    ("day-04", 104, "us,gb,rp,scottish", "clean:0.8,noisy:0.2", 300),
+    ("day-05", 105, "us,gb,caribbean", "clean:0.4,telephone:0.6", None),
+]
+DRIFTED_DAY = "day-05"
+# The drifted slices the retrain should fix (what the summary highlights).
+DRIFTED_SLICES = ("accent=caribbean", "channel=telephone")
+
+
+def _log(msg: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+@dataclass
+class Story:
+    started: float
+    champion: str
+    drift: dict = field(default_factory=dict)  # batch -> drift_report metadata
+    drift_at: float | None = None
+    retrain_run: str | None = None
+    retrain_reason: str = ""
+    retrain_requested_at: float | None = None
+    retrain_finished_at: float | None = None
+    retrain_status: str | None = None
+    challenger: str | None = None
+    canary_at: float | None = None
+    outcome: str | None = None  # "promoted" | "rolled back" | "not deployed"
+    outcome_at: float | None = None
+    gate: str = ""
+    traffic: dict = field(default_factory=dict)
+    events: list[tuple[float, str]] = field(default_factory=list)
+
+    def note(self, what: str) -> None:
+        self.events.append((time.time(), what))
+        _log(what)
+
+
+def _md(record) -> dict:
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def _records(instance, key: str, partition: str | None, after: float):
+    import dagster as dg
+
+    flt = dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition] if partition else None)
+    return [r for r in instance.fetch_materializations(flt, limit=5).records if r.timestamp > after]
+
+
+def run_story(daemon: subprocess.Popen, drifted_utterances: int, workers: int, timeout_s: float) -> Story:
+    import dagster as dg
+
+    from speech_assets.defs.serving.resources import serving_from_env
+    from speech_assets.defs.storage.resources import version_store_from_env
+    from speech_assets.demo import generate_landing
+    from speech_assets.registry.registry import ModelRegistry, Stage
+    from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet
+    from speech_assets.serving.traffic import Traffic
+    from speech_assets.training.artifacts import MODEL_NAME
+
+    resource = version_store_from_env()
+    vs, repo = resource.open(), resource.repository
+    registry = ModelRegistry(vs, repo)
+    instance = dg.DagsterInstance.get()
+    champion = registry.production(MODEL_NAME)
+    if champion is None:
+        raise SystemExit("the story needs a serving model: run the first act (training) first")
+    story = Story(time.time(), champion.version)
+    story.note(f"act two: {champion.version} serves; one more usual day, then a new accent on the telephone")
+    generate_landing(0, workers, days=[(n, s, a, c, drifted_utterances if size is None else size)
+                                       for n, s, a, c, size in STORY_DAYS])
+    story.note("day-04 and day-05 dropped into the landing zone; from here on the daemon's sensors act alone")
+
+    traffic = None
+    deadline = time.time() + timeout_s
+    try:
+        while time.time() < deadline:
+            if daemon.poll() is not None:
+                raise SystemExit(f"dagster-daemon exited with code {daemon.returncode}")
+            for name, *_ in STORY_DAYS:
+                if name not in story.drift:
+                    recs = _records(instance, "drift_report", name, story.started)
+                    if recs and _md(recs[0]).get("status") == "judged":
+                        md = story.drift[name] = _md(recs[0])
+                        story.note(f"drift_report[{name}]: {'DRIFT' if md['drifted'] else 'no drift'} "
+                                   f"(score {md['drift_score']:.2f}; fired: {md['fired']})")
+                        if md["drifted"] and story.drift_at is None:
+                            story.drift_at = recs[0].timestamp
+            if story.retrain_run is None:
+                runs = instance.get_run_records(dg.RunsFilter(job_name="train_and_deploy",
+                                                              tags={"speech_assets/trigger": "drift"}), limit=1)
+                if runs and runs[0].create_timestamp.timestamp() > story.started:
+                    run = runs[0].dagster_run
+                    story.retrain_run, story.retrain_requested_at = run.run_id, runs[0].create_timestamp.timestamp()
+                    story.retrain_reason = run.tags.get("speech_assets/reason", "")
+                    story.note(f"retrain_sensor requested train_and_deploy ({run.run_id[:8]}): {story.retrain_reason}")
+            elif story.retrain_status is None:
+                run = instance.get_run_by_id(story.retrain_run)
+                if run.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+                    story.retrain_status, story.retrain_finished_at = run.status.value, time.time()
+                    story.gate = _gate_markdown(instance)
+                    story.note(f"retrain run {run.run_id[:8]}: {run.status.value}")
+                    if run.status != dg.DagsterRunStatus.SUCCESS:
+                        story.outcome, story.outcome_at = "not deployed", time.time()
+                        story.note("the challenger was not deployed (the gate's decision is below and in the UI); "
+                                   f"{champion.version} keeps serving")
+                        break
+            if story.retrain_status == "SUCCESS":
+                canary = registry.canary(MODEL_NAME)
+                prod = registry.production(MODEL_NAME)
+                if story.challenger is None and canary is not None:
+                    story.challenger, story.canary_at = canary.version, time.time()
+                    story.note(f"{canary.version} registered as the canary and deployed at 10 %; simulated users start")
+                    serving = serving_from_env()
+                    status = serving.target().status()
+                    probe = ProbeSet.from_json(vs.get_object(repo, "main", PROBE_SET_PATH))
+                    wavs = [w for w, _ in probe.load(vs, repo)]
+                    traffic = Traffic(status.url, wavs, clients=2, api_key=serving.api_key).start()
+                if story.challenger is not None:
+                    stage = registry.get(MODEL_NAME, story.challenger).stage
+                    if prod is not None and prod.version == story.challenger:
+                        story.outcome, story.outcome_at = "promoted", time.time()
+                        story.note(f"canary_sensor promoted {story.challenger}: it now serves all traffic")
+                        break
+                    if stage is Stage.ARCHIVED:
+                        story.outcome, story.outcome_at = "rolled back", time.time()
+                        story.note(f"canary_sensor rolled {story.challenger} back; {champion.version} serves")
+                        break
+            time.sleep(3)
+        else:
+            raise SystemExit(f"the story did not finish within {timeout_s:.0f}s; see the Dagster UI")
+    finally:
+        if traffic is not None:
+            time.sleep(2)  # a few requests after the switch, to show who answers now
+            traffic.stop()
+            story.traffic = {"sent": traffic.sent, "failed": len(traffic.failed),
+                             "by_version": dict(traffic.by_version), "failures": traffic.failed[:3]}
+    return story
+
+
+def _gate_markdown(instance) -> str:
+    import dagster as dg
+
+    checks = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("eval_report"), "promotion_gate"), limit=1)
+    if checks and checks[0].evaluation is not None:
+        ev = checks[0].evaluation
+        decision = ev.metadata.get("decision")
+        return ("passed" if ev.passed else "FAILED") + ("\n\n" + decision.value if decision else "")
+    return "not evaluated"
+
+
+def _minutes(a: float | None, b: float | None) -> str:
+    return f"{(b - a) / 60:.1f} min" if a and b else "-"
+
+
+def print_story_summary(story: Story) -> None:
+    from speech_assets.defs.storage.resources import version_store_from_env
+    from speech_assets.evaluation.compare import before_after, before_after_markdown
+    from speech_assets.registry.registry import ModelRegistry
+    from speech_assets.storage.base import DEFAULT_BRANCH
+    from speech_assets.training.artifacts import EVALUATION_POINTER, MODEL_NAME, read_parquet_rows
+
+    resource = version_store_from_env()
+    vs, repo = resource.open(), resource.repository
+    registry = ModelRegistry(vs, repo)
+    print("\n## The closed loop, as it happened\n")
+    print("| batch | drift score | drifted | signals that fired |")
+    print("|---|---:|---|---|")
+    for name, md in story.drift.items():
+        print(f"| {name} | {md['drift_score']:.2f} | {'yes' if md['drifted'] else 'no'} | {md['fired']} |")
+
+    pointer = json.loads(vs.get_object(repo, DEFAULT_BRANCH, EVALUATION_POINTER))
+    if story.challenger and pointer.get("champion_rows"):
+        rows = read_parquet_rows(vs.get_object(repo, DEFAULT_BRANCH, pointer["rows"]))
+        champ = read_parquet_rows(vs.get_object(repo, DEFAULT_BRANCH, pointer["champion_rows"]))
+        table = before_after(rows, champ, columns=("accent", "channel"))
+        print(f"\nPer-slice WER on the same test utterances, {story.champion} (before) vs {story.challenger} (after):\n")
+        print(before_after_markdown(table, story.champion, story.challenger))
+    elif story.gate:
+        print(f"\npromotion_gate: {story.gate}")
+
+    print("\n| step | when | |")
+    print("|---|---|---|")
+    t0 = story.started
+    for ts, what in story.events:
+        print(f"| +{(ts - t0) / 60:.1f} min | {datetime.fromtimestamp(ts).strftime('%H:%M:%S')} | {what} |")
+    versions = {v.version: v for v in registry.list_versions(MODEL_NAME)}
+    print("\n| model | stage | trained on (data commit) |")
+    print("|---|---|---|")
+    for version in (story.champion, story.challenger):
+        if version in versions:
+            mv = versions[version]
+            print(f"| {version} | {mv.stage.value} | {mv.lineage.data_commits[0][:12]} |")
+    if story.traffic:
+        t = story.traffic
+        print(f"\nsimulated users during the rollout: {t['sent']} requests, {t['failed']} failed; answered by "
+              + ", ".join(f"{v}: {n}" for v, n in sorted(t["by_version"].items())))
+    print(f"\noutcome: {story.outcome}; drift detected → {story.outcome or 'end'}: "
+          f"{_minutes(story.drift_at, story.outcome_at)} (retrain run {_minutes(story.retrain_requested_at, story.retrain_finished_at)}, "
+          f"canary {_minutes(story.canary_at, story.outcome_at)}); act two took {_minutes(story.started, story.outcome_at)}")

@@ -1,0 +1,61 @@
+"""Champion vs challenger per slice, for a person: each model's WER with its interval, and the paired change.
+
+    table = before_after(challenger_rows, champion_rows)        # the rows eval_report stores for both
+    print(before_after_markdown(table))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .bootstrap import align_pairs
+from .slices import DEFAULT_COLUMNS, paired_slice_table, slice_table
+
+
+@dataclass(frozen=True)
+class BeforeAfter:
+    label: str
+    n_utterances: int
+    n_speakers: int
+    champion_wer: float
+    champion_ci: tuple[float, float]
+    challenger_wer: float
+    challenger_ci: tuple[float, float]
+    delta: float  # challenger - champion: negative is better
+    delta_ci: tuple[float, float]
+
+    @property
+    def verdict(self) -> str:
+        if self.delta_ci[1] < 0:
+            return "better"
+        if self.delta_ci[0] > 0:
+            return "worse"
+        return "no clear change"
+
+
+def before_after(challenger_rows: Any, champion_rows: Any, columns: Sequence[str] = DEFAULT_COLUMNS,
+                 n_resamples: int = 1000, seed: int = 0) -> list[BeforeAfter]:
+    a, b = align_pairs(challenger_rows, champion_rows)  # the same utterances, in the same order
+    kw = dict(columns=columns, min_utterances=1, min_speakers=1, n_resamples=n_resamples, seed=seed)
+    challenger = {s.label: s for s in slice_table(a, **kw)}
+    champion = {s.label: s for s in slice_table(b, **kw)}
+    out = []
+    for d in paired_slice_table(a, b, **kw):
+        ch, cp = challenger[d.label], champion[d.label]
+        out.append(BeforeAfter(d.label, d.result.n_utterances, d.result.n_speakers, cp.wer, cp.wer_ci, ch.wer,
+                               ch.wer_ci, d.result.delta, (d.result.low, d.result.high)))
+    return out
+
+
+def before_after_markdown(table: Sequence[BeforeAfter], champion: str = "champion", challenger: str = "challenger") -> str:
+    lines = [f"| slice | utterances | speakers | {champion} WER [95% CI] | {challenger} WER [95% CI] | change [95% CI] | |",
+             "|---|---:|---:|---|---|---|---|"]
+    for r in table:
+        lines.append(
+            f"| {r.label} | {r.n_utterances} | {r.n_speakers} | {r.champion_wer:.2%} [{r.champion_ci[0]:.2%}, "
+            f"{r.champion_ci[1]:.2%}] | {r.challenger_wer:.2%} [{r.challenger_ci[0]:.2%}, {r.challenger_ci[1]:.2%}] | "
+            f"{r.delta:+.2%} [{r.delta_ci[0]:+.2%}, {r.delta_ci[1]:+.2%}] | {r.verdict} |"
+        )
+    return "\n".join(lines)
