@@ -34,7 +34,7 @@ class DriftConfig:
     mix_js_threshold: float = 0.20  # accent, channel, sample-rate and codec mixes
     unseen_share_threshold: float = 0.10  # share of the batch from accents/channels the reference never saw
     subgroup_shift_threshold: float = 0.50  # mean |band-mean change| of a subgroup, in reference std units
-    oov_threshold: float = 0.05  # share of word tokens outside the training vocabulary
+    oov_threshold: float = 0.05  # share of word tokens outside the training vocabulary, beyond the expected
     clipping_threshold: float = 0.01  # rise in the mean clipped fraction
     confidence_drop_threshold: float = 0.10  # fall in the served model's mean confidence
 
@@ -282,9 +282,15 @@ def drift_report(
     tokens = sum(words.values())
     vocab = reference.get("words", {})
     oov = sum(v for w, v in words.items() if w not in vocab) / tokens if tokens else 0.0
+    # A finite reference never holds the whole vocabulary of its own population: Good-Turing puts the chance
+    # that a new token from that population is unseen at (words seen once) / (tokens). Only OOV beyond that
+    # expectation is drift, so a small reference does not make ordinary speech look new.
+    ref_tokens = sum(vocab.values())
+    expected = sum(1 for v in vocab.values() if v == 1) / ref_tokens if ref_tokens else 0.0
     new_words = sorted((w for w in words if w not in vocab), key=lambda w: -words[w])[:5]
-    sig.append(_judged("oov_rate", oov, c.oov_threshold, n, c.min_utterances,
-                       detail=f"{tokens} tokens" + (f"; e.g. {', '.join(new_words)}" if new_words else "")))
+    sig.append(_judged("oov_rate_excess", oov - expected, c.oov_threshold, n, c.min_utterances,
+                       detail=f"OOV {oov:.3f} of {tokens} tokens vs {expected:.3f} expected"
+                              + (f"; e.g. {', '.join(new_words)}" if new_words else "")))
 
     for col in SUBGROUP_COLUMNS:
         ours = {k: v["utterances"] for k, v in stats.get("subgroups", {}).get(col, {}).items()}

@@ -23,7 +23,7 @@ class CanaryPolicy:
     max_p95_latency_s: float = 2.0  # absolute ceiling
     max_p95_latency_ratio: float = 2.0  # vs the champion's p95 in the same window (when it has one)
     min_confidence_ratio: float = 0.85  # challenger mean confidence / champion's
-    max_probe_wer: float = 0.25  # absolute ceiling on the labelled probe set
+    max_probe_wer: float = 0.25  # ceiling on the labelled probe set when the champion could not be measured
     max_probe_wer_delta: float = 0.02  # challenger probe WER minus champion's
 
     def __post_init__(self) -> None:
@@ -125,9 +125,12 @@ def decide(
         f"(min ratio {policy.min_confidence_ratio:g})",
     ))
     if challenger_probe is not None:
+        # Against the champion measured on the same audio when there is one (a challenger that beats a weak
+        # champion must not be blocked by an absolute figure the champion itself misses); the absolute ceiling
+        # when the champion could not be measured.
         limit = policy.max_probe_wer
-        if champion_probe is not None:
-            limit = min(limit, champion_probe.wer + policy.max_probe_wer_delta)
+        if champion_probe is not None and champion_probe.utterances:
+            limit = champion_probe.wer + policy.max_probe_wer_delta
         rules.append(Rule(
             "probe_wer", challenger_probe.failed_requests == 0 and challenger_probe.wer <= limit,
             f"{_fmt(challenger_probe.wer, True)} on {challenger_probe.utterances} utterances, "

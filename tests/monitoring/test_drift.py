@@ -79,7 +79,7 @@ def test_a_new_accent_and_a_telephone_channel_drift(reference):
 
 def test_new_words_raise_the_oov_rate(reference):
     stats = _batch(8, 100, words=["quantum", "flux", "capacitor", "turn", "on"])
-    signal = {s.name: s for s in drift_report("x", stats, reference).signals}["oov_rate"]
+    signal = {s.name: s for s in drift_report("x", stats, reference).signals}["oov_rate_excess"]
     assert signal.status == "drift" and signal.value > 0.5 and "quantum" in signal.detail
 
 

@@ -145,3 +145,12 @@ def test_quantile_from_buckets():
     assert quantile({0.1: 50, 0.2: 100, math.inf: 100}, 0.5) == pytest.approx(0.1)
     assert quantile({0.1: 0, 0.2: 100, math.inf: 100}, 0.5) == pytest.approx(0.15)
     assert quantile({0.1: 0, 1.0: 10, math.inf: 100}, 0.95) == pytest.approx(1.0)
+
+
+def test_probe_wer_is_judged_against_the_champion_on_the_same_audio():
+    weak_champion = ProbeResult(0.60, 30)
+    assert decide(50, CHAMP, HEALTHY, ProbeResult(0.45, 30), weak_champion).action == "step"  # better than it
+    assert "probe_wer" in decide(50, CHAMP, HEALTHY, ProbeResult(0.63, 30), weak_champion).failed
+    # no champion measurement: the absolute ceiling decides
+    assert "probe_wer" in decide(50, CHAMP, HEALTHY, ProbeResult(0.30, 30), None).failed
+    assert decide(50, CHAMP, HEALTHY, ProbeResult(0.20, 30), None).action == "step"

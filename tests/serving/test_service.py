@@ -274,3 +274,18 @@ def test_a_broken_challenger_fails_no_user_request_and_is_counted(server):
         assert probe.failed_requests == 1
     finally:
         set_routing(env, "write_state(path, read_state(path).rolled_back())")
+
+
+def test_simulated_users_count_what_came_back(server):
+    from speech_assets.serving.traffic import Traffic
+
+    with Traffic(server["url"], [_wav(0.4), b"not audio"], clients=2, api_key=API_KEY) as traffic:
+        time.sleep(1.5)
+    assert traffic.sent >= 4 and sum(traffic.by_version.values()) + len(traffic.failed) == traffic.sent
+    assert traffic.failed and all(status == 400 for status, _ in traffic.failed)  # the bad file, every time
+    assert set(traffic.by_version) == {read_version(server)}
+
+
+def read_version(server) -> str:
+    return _in_env(server["env"], "from speech_assets.serving.routing import read_state; import os; "
+                                  "print(read_state(os.environ['ASR_ROUTING_FILE']).champion.version)")

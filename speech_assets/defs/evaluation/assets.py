@@ -38,6 +38,7 @@ class EvalConfig(dg.Config):
     max_ece: float = 0.10
     wer_tolerance: float = 0.005  # challenger vs champion: overall WER may not be confidently worse by more
     slice_wer_tolerance: float = 0.02
+    ece_tolerance: float = 0.02  # challenger vs champion: calibration error may not rise by more
     bootstrap_resamples: int = 1000
     seed: int = 0
     # pocketsphinx on this many test utterances (0 = skip); it runs at ~0.84x real time on 2 cores (measured),
@@ -103,7 +104,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
     policy = PromotionPolicy(
         wer_floor=config.wer_floor, slice_wer_floor=config.slice_wer_floor, max_ece=config.max_ece,
         wer_tolerance=config.wer_tolerance, slice_wer_tolerance=config.slice_wer_tolerance,
-        min_utterances=config.min_utterances, min_speakers=config.min_speakers,
+        ece_tolerance=config.ece_tolerance, min_utterances=config.min_utterances, min_speakers=config.min_speakers,
         n_resamples=config.bootstrap_resamples, seed=config.seed,
     )
     ev: Evaluation = evaluate(
