@@ -342,9 +342,9 @@ Inspect the store:  .venv/bin/python -m speech_assets store log
                     .venv/bin/python -m speech_assets store ls main metadata/
 The model registry: .venv/bin/python -m speech_assets models list asr   (models audit asr: every decision)
 The service:        .venv/bin/python -m speech_assets serving status     (serving stop: stop it)
-Open the Dagster UI (assets, metadata, the intake sensor):
+The Dagster UI (assets, metadata, sensors' tick logs): http://127.0.0.1:3000 while the demo's processes run;
+  make stop         # stops the UI, the daemon and the service
   make ui           # = DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
-                    # then browse http://127.0.0.1:3000
 """
     )
 

@@ -14,6 +14,7 @@ from speech_assets.defs.intake.assets import audio_manifest, raw_audio
 from speech_assets.defs.intake.partitions import intake_batches
 from speech_assets.defs.intake.resources import LandingZoneResource
 from speech_assets.defs.registry.assets import registered_model
+from speech_assets.defs.serving.resources import ServingResource
 from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.training.artifacts import MODEL_NAME
@@ -32,6 +33,7 @@ def corpus(tmp_path_factory):
     resources = {
         "store": VersionStoreResource(local_root=str(root / "store"), repository=REPO),
         "landing": LandingZoneResource(path=str(landing)),
+        "serving": ServingResource(home=str(root / "serving"), bentoml_home=str(root / "bentoml"), port=0),
     }
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(intake_batches.name, ["day-01"])
@@ -41,12 +43,14 @@ def corpus(tmp_path_factory):
     return resources
 
 
-def _run(resources, eval_config, train_config=TINY_TRAIN):
+def _run(resources, eval_config, train_config=TINY_TRAIN, deploy: bool = False):
+    from speech_assets.defs.serving.assets import asr_bento, asr_deployment
     from speech_assets.defs.training.assets import asr_checkpoint
 
+    # deploy=True: the whole train_and_deploy selection (nothing may reach serving when the gate fails)
     with dg.instance_for_test() as instance:
         return dg.materialize(
-            [asr_checkpoint, eval_report, promotion_gate, registered_model],
+            [asr_checkpoint, eval_report, promotion_gate, registered_model, *((asr_bento, asr_deployment) if deploy else ())],
             instance=instance,
             resources=resources,
             raise_on_error=False,
@@ -60,12 +64,13 @@ def _md(result, node):
 
 
 def test_gate_fails_a_first_model_below_the_floors_and_nothing_is_registered(corpus):
-    result = _run(corpus, EVAL_FAST)  # default floors: WER <= 10 %; three training steps cannot get there
+    result = _run(corpus, EVAL_FAST, deploy=True)  # default floors: WER <= 10 %; three steps cannot get there
     assert not result.success
     (gate,) = result.get_asset_check_evaluations()
     assert not gate.passed and gate.metadata["mode"].value == "first_model"
     assert "overall_wer_floor" in gate.metadata["failed_rules"].value
-    assert result.asset_materializations_for_node("registered_model") == []
+    for node in ("registered_model", "asr_bento", "asr_deployment"):
+        assert result.asset_materializations_for_node(node) == []  # nothing registered, nothing deployed
     assert ModelRegistry(corpus["store"].open(), REPO).list_versions(MODEL_NAME) == []
 
     ckpt = _md(result, "asr_checkpoint")
