@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from speech_assets.features.logmel import FeatureConfig
 from speech_assets.features.store import load_features
-from speech_assets.intake.manifest import MANIFEST_PATH
+from speech_assets.intake.manifest import read_manifest_rows
 from speech_assets.storage.base import NotFoundError, VersionStore
 
 SUBGROUP_COLUMNS = ("accent", "channel", "snr_band", "duration_band")
@@ -57,7 +55,7 @@ def load_examples(
     Rows are left out (and counted) when their transcript had personal data redacted — the text no longer says
     what the audio says — or holds characters outside the model's alphabet.
     """
-    manifest = pq.read_table(io.BytesIO(store.get_object(repo, commit, MANIFEST_PATH))).to_pylist()
+    manifest = read_manifest_rows(store, repo, commit)
     wanted = [r for r in manifest if r["split"] in splits]
     excluded = {"redacted_transcript": 0, "characters_outside_alphabet": 0}
     by_batch: dict[str, dict[str, np.ndarray]] = {}

@@ -120,6 +120,15 @@ def assert_speaker_disjoint(manifest: pa.Table) -> None:
 MANIFEST_PATH = "manifest/audio_manifest.parquet"
 
 
+def read_manifest_rows(store, repo: str, ref: str) -> list[dict]:
+    """The published manifest at `ref`, one dict per utterance."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    return pq.read_table(io.BytesIO(store.get_object(repo, ref, MANIFEST_PATH))).to_pylist()
+
+
 @dataclass(frozen=True)
 class PublishedManifest:
     read_commit: str  # the main commit whose batch metadata was read

@@ -10,11 +10,11 @@ per model version, it makes each batch's drift report cost one read of it plus o
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
 
+from speech_assets.intake.manifest import read_manifest_rows
 from speech_assets.monitoring.drift import build_reference, confidence_histogram
 
 REFERENCE_PREFIX = "monitoring/reference"
@@ -43,14 +43,6 @@ def transcriber_for(registry, model_name: str, version: str):
     return Transcriber.from_checkpoint(registry.checkpoint(model_name, version), temperature=temperature)
 
 
-def manifest_rows(store, repo: str, commit: str) -> list[dict]:
-    import pyarrow.parquet as pq
-
-    from speech_assets.intake.manifest import MANIFEST_PATH
-
-    return pq.read_table(io.BytesIO(store.get_object(repo, commit, MANIFEST_PATH))).to_pylist()
-
-
 def build_model_reference(store, repo: str, registry, model_name: str, version: str, transcriber=None) -> dict:
     from speech_assets.features.logmel import FeatureConfig
     from speech_assets.features.store import load_features, load_stats
@@ -59,7 +51,7 @@ def build_model_reference(store, repo: str, registry, model_name: str, version: 
     commit = mv.lineage.data_commits[0]
     transcriber = transcriber or transcriber_for(registry, model_name, version)
     fc = transcriber.feature_config if isinstance(transcriber.feature_config, FeatureConfig) else FeatureConfig()
-    rows = manifest_rows(store, repo, commit)
+    rows = read_manifest_rows(store, repo, commit)
     batches = sorted({r["batch_id"] for r in rows})
     reference = build_reference(load_stats(store, repo, commit, fc, b) for b in batches)
     # held-out speakers first (dev, else test); a corpus too small to have them falls back to all its rows

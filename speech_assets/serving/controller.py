@@ -98,7 +98,7 @@ class CanaryController:
         routing = self.target.routing()
         if routing is None or routing.champion is None:
             return TickOutcome("idle", "nothing deployed yet", cursor, routing)
-        reconciled = self._reconcile(routing, cursor)
+        reconciled = self._reconcile(routing)
         if reconciled is not None:
             return reconciled
         drift = self._out_of_sync(routing)
@@ -189,7 +189,7 @@ class CanaryController:
             return f"registry canary {canary.version} is not deployed (challenger: {deployed or 'none'})"
         return None
 
-    def _reconcile(self, routing: RoutingState, cursor: dict) -> TickOutcome | None:
+    def _reconcile(self, routing: RoutingState) -> TickOutcome | None:
         if routing.challenger is None:
             return None
         from speech_assets.registry.registry import UnknownVersionError

@@ -8,7 +8,6 @@ to the commit it was chosen at, so every canary step of a rollout is measured on
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -70,9 +69,6 @@ def select_probe_set(rows: Sequence[dict], commit: str, size: int, split: str = 
 
 
 def probe_set_from_manifest(store, repo: str, commit: str, size: int) -> ProbeSet:
-    import pyarrow.parquet as pq
+    from speech_assets.intake.manifest import read_manifest_rows
 
-    from speech_assets.intake.manifest import MANIFEST_PATH
-
-    rows = pq.read_table(io.BytesIO(store.get_object(repo, commit, MANIFEST_PATH))).to_pylist()
-    return select_probe_set(rows, commit, size)
+    return select_probe_set(read_manifest_rows(store, repo, commit), commit, size)

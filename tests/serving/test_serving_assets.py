@@ -10,8 +10,8 @@ failed probes, again with no failed user request.  Every decision is in the regi
 from __future__ import annotations
 
 import io
-import threading
 import time
+from collections import Counter
 
 import dagster as dg
 import numpy as np
@@ -32,6 +32,7 @@ from speech_assets.model.train import checkpoint_bytes
 from speech_assets.registry.registry import ModelRegistry, Stage
 from speech_assets.serving.probe_set import PROBE_SET_PATH
 from speech_assets.serving.routing import read_state
+from speech_assets.serving.traffic import Traffic
 from speech_assets.storage.local import LocalVersionStore
 from tests.serving.test_service import post
 
@@ -127,21 +128,9 @@ def _materialize(world) -> dict:
             for e in result.get_asset_materialization_events()}
 
 
-def _clients(url: str, stop: threading.Event, failures: list, versions: list, n: int = 3) -> list[threading.Thread]:
-    wav = _wav(7, 0.5)
-
-    def loop(worker: int) -> None:
-        i = 0
-        while not stop.is_set():
-            code, body = post(url + "/transcribe", [("audio", "x.wav", wav)], headers={"X-Client-Id": f"c{worker}-{i}"},
-                              api_key=None)
-            (versions.append(body["model_version"]) if code == 200 else failures.append((code, body)))
-            i += 1
-
-    threads = [threading.Thread(target=loop, args=(w,), daemon=True) for w in range(n)]
-    for t in threads:
-        t.start()
-    return threads
+def _users(url: str) -> Traffic:
+    """Three client loops of live traffic (a fresh client id per request), as the canary sees users."""
+    return Traffic(url, [_wav(7, 0.5)], clients=3)
 
 
 def test_first_model_is_deployed_and_serves(world):
@@ -177,23 +166,17 @@ def test_canary_is_stepped_up_and_promoted_with_no_failed_request(world):
     assert dep["action"].value == "canary" and dep["challenger_weight_pct"].value == 10
     assert dep["pid"].value == world["pid"] and dep["url"].value == world["url"]  # no restart, same address
 
-    stop, failures, versions = threading.Event(), [], []
-    threads = _clients(world["url"], stop, failures, versions)
     results = []
-    try:
+    with _users(world["url"]) as users:
         seen = _tick_until(_ctx_factory(world), {"promote", "rollback"}, results=results)
         time.sleep(1.5)
-        n = len(versions)
+        before = Counter(users.by_version)
         time.sleep(1.5)
-        after = versions[n:]
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(60)
+        after = +(users.by_version - before)  # who answered in the last 1.5 s
     assert seen[-1] == "promote", seen
     assert seen.count("step") == 2  # 10 -> 50 -> 100, then promoted
-    assert failures == [], failures[:3]
-    assert {"1.0.0", "1.0.1"} <= set(versions) and after and set(after) == {"1.0.1"}
+    assert users.failed == [], users.failed[:3]
+    assert {"1.0.0", "1.0.1"} <= set(users.by_version) and after and set(after) == {"1.0.1"}
     assert registry.production("asr").version == "1.0.1" and registry.get("asr", "1.0.0").stage is Stage.ARCHIVED
     routing = read_state(world["tmp"] / "serving" / "routing.json")
     assert routing.champion.version == "1.0.1" and routing.challenger is None
@@ -214,16 +197,10 @@ def test_a_broken_challenger_is_rolled_back_with_no_failed_request(world):
     dep = _materialize(world)["asr_deployment"]
     assert dep["action"].value == "canary" and dep["challenger"].value == version
 
-    stop, failures, versions = threading.Event(), [], []
-    threads = _clients(world["url"], stop, failures, versions)
-    try:
+    with _users(world["url"]) as users:
         seen = _tick_until(_ctx_factory(world), {"promote", "rollback"})
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(60)
     assert seen[-1] == "rollback", seen
-    assert failures == [], failures[:3]  # the champion answered whatever the broken canary could not
+    assert users.failed == [], users.failed[:3]  # the champion answered whatever the broken canary could not
     assert registry.get("asr", version).stage is Stage.ARCHIVED and registry.production("asr").version == "1.0.1"
     last = [e for e in registry.audit_log("asr") if e.version == version][-1]
     verdicts = {r["name"]: r["passed"] for r in last.evidence["decision"]["rules"]}

@@ -16,7 +16,7 @@ import dagster as dg
 from speech_assets.defs.monitoring.resources import RetrainSettings
 from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.defs.training.jobs import train_and_deploy
-from speech_assets.monitoring.reference import manifest_rows
+from speech_assets.intake.manifest import read_manifest_rows
 from speech_assets.monitoring.retrain import DriftEvent, RetrainState, decide, landed
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
@@ -63,8 +63,8 @@ def retrain_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResou
 
     head = vs.resolve(repo, DEFAULT_BRANCH)
     try:
-        rows = manifest_rows(vs, repo, head)
-        trained_rows = len(manifest_rows(vs, repo, production.lineage.data_commits[0]))
+        rows = read_manifest_rows(vs, repo, head)
+        trained_rows = len(read_manifest_rows(vs, repo, production.lineage.data_commits[0]))
     except NotFoundError:
         rows, trained_rows = [], 0
     published = {r["batch_id"] for r in rows}
