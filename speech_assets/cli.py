@@ -6,6 +6,9 @@
     store log|ls|branches|quarantine   look inside the versioned store
     models list|show|rollback|audit    the model registry (see `speech_assets.registry.cli`)
     serving status|stop      the local deployment: address, PID, bento, champion/challenger and weights
+    audit [log|served-at|verify]   the platform audit trail; which model served at a time, on what data
+    approve / policy         release policy (versioned in the store) and named approvals of gated steps
+    erase / retention        per-speaker erasure from main; the raw-audio retention sweep
 """
 
 from __future__ import annotations
@@ -110,5 +113,17 @@ def main(argv: list[str] | None = None) -> int:
             return resource.open(), resource.repository
 
         return models_main(["models", *rest], store_factory=store_factory)
+    if cmd == "audit":
+        from speech_assets.governance.audit_cli import main as audit_main
+
+        return audit_main(rest)
+    if cmd in ("approve", "policy"):
+        from speech_assets.governance.policy_cli import main as policy_main
+
+        return policy_main([cmd, *rest])
+    if cmd in ("erase", "retention"):
+        from speech_assets.privacy.cli import main as privacy_main
+
+        return privacy_main([cmd, *rest])
     print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
     return 2
