@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng sox libsndfile1)
+# chromium: the headless-browser tests of the Dagster UI and the ops dashboard (driven by playwright)
+APT_PACKAGES=(espeak-ng sox libsndfile1 chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
