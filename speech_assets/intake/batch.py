@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from speech_assets.audio.corpora import LandingEntry, read_entries
 from speech_assets.audio.pii import sanitize_transcript
+from speech_assets.governance.audit import DATA_PUBLISH, new_event, stage_event
 from speech_assets.audio.validate import AudioRejected, ValidatedAudio, ValidationPolicy, safe_member_path, validate_audio
 from speech_assets.intake.contract import ContractResult, verify_batch_contract
 from speech_assets.intake.landing import LandingBatch
@@ -353,6 +354,7 @@ def stage_batch(
             "accepted": str(len(rows)),
             "rejected": str(len(rejections)),
             "redacted_utterances": str(redacted_utts),
+            "redactions": json.dumps(dict(sorted(redactions.items()))),  # per PII kind, for the redaction report
             "audio_seconds": f"{audio_seconds:.3f}",
             "metadata_sha256": metadata_sha,
             "rejection_reasons": json.dumps(dict(sorted(reasons.items()))),
@@ -392,13 +394,30 @@ def audit_batch(store: VersionStore, repo: str, staged: StagedBatch, policy: Val
     )
 
 
-def publish_batch(store: VersionStore, repo: str, staged: StagedBatch, contract: ContractResult, run_id: str) -> str:
-    """Merge an audited batch into main. Refuses a batch whose contract failed."""
+def publish_batch(
+    store: VersionStore, repo: str, staged: StagedBatch, contract: ContractResult, run_id: str, actor: str = "intake"
+) -> str:
+    """Merge an audited batch into main, its audit event with it. Refuses a batch whose contract failed."""
     if not contract.passed:
         raise ValueError(f"batch {staged.batch_id} failed its data contract; it must not be published")
+    # The publish event rides on the batch's own branch (a second commit over the audited one, which it
+    # names), so main gains the batch and its audit record in one merge: never one without the other.
+    event = new_event(
+        DATA_PUBLISH, actor, f"batch {staged.batch_id}",
+        f"published batch {staged.batch_id}: {staged.accepted} accepted, {staged.rejected} quarantined, "
+        f"{staged.redacted_utterances} utterances redacted",
+        {"batch_id": staged.batch_id, "content_hash": staged.content_hash, "audited_commit": staged.commit_id,
+         "base_commit": staged.base_commit, "run_id": run_id, "accepted": staged.accepted,
+         "rejected": staged.rejected, "rejection_reasons": staged.rejection_reasons,
+         "redactions": staged.redactions, "metadata": metadata_path(staged.batch_id),
+         "metadata_sha256": staged.metadata_sha256, "contract": "passed"},
+    )
+    stage_event(store, repo, staged.branch, event)
+    store.commit(repo, staged.branch, f"audit: publish batch {staged.batch_id}",
+                 metadata={"batch_id": staged.batch_id, "run_id": run_id, "audit_event": event.event_id})
     merged = store.merge(
         repo,
-        staged.commit_id,
+        staged.branch,
         DEFAULT_BRANCH,
         message=f"publish batch {staged.batch_id}",
         metadata={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from speech_assets.intake import batch as batch_mod
+from speech_assets.governance.audit import read_events
 from speech_assets.intake.batch import ingest_batch, metadata_path, rejections_path
 from speech_assets.intake.landing import LandingBatch, scan_landing
 from tests.intake.conftest import REPO, good_rows, make_batch, write_wav
@@ -208,7 +210,13 @@ def test_commit_metadata_names_batch_run_counts_and_checksums(store, landing):
     assert c.metadata["content_hash"] == b.content_hash()
     assert c.metadata["metadata_sha256"] == store.stat_object(REPO, r.staged.commit_id, metadata_path("meta")).checksum
     merge = store.get_commit(REPO, r.published_commit)
-    assert r.staged.commit_id in merge.parents
+    (audit_commit,) = [p for p in merge.parents if store.get_commit(REPO, p).metadata.get("audit_event")]
+    assert store.get_commit(REPO, audit_commit).parents == (r.staged.commit_id,)
+    # the publish event landed on main with the batch, naming the audited commit and the counts
+    (event,) = read_events(store, REPO, "main", action="data_publish")
+    assert event.evidence["audited_commit"] == r.staged.commit_id and event.evidence["accepted"] == 2
+    assert event.actor == "intake" and event.subject == "batch meta"
+    assert json.loads(c.metadata["redactions"]) == r.staged.redactions
 
 
 def test_landing_ignores_unready_batches_and_hash_tracks_content(landing):
