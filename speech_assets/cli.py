@@ -33,6 +33,15 @@ def _store_main(argv: list[str]) -> int:
     p_q = sub.add_parser("quarantine", help="rejected files of a batch and why")
     p_q.add_argument("batch_id")
     p_q.add_argument("--ref", default="main")
+    p_f = sub.add_parser("fsck", help="re-hash every object at a ref; report damaged or missing content")
+    p_f.add_argument("ref", nargs="?", default="main")
+    p_f.add_argument("--prefix", default="")
+    p_f.add_argument("--quarantine", action="store_true",
+                     help="local store: move damaged content files aside so the right bytes can be put back")
+    p_r = sub.add_parser("repair", help="local store: put back the lost content of PATH from FILE (same sha256)")
+    p_r.add_argument("path")
+    p_r.add_argument("file")
+    p_r.add_argument("--ref", default="main")
     args = parser.parse_args(argv)
 
     resource = version_store_from_env()
@@ -47,6 +56,28 @@ def _store_main(argv: list[str]) -> int:
     elif args.cmd == "branches":
         for name, head in sorted(store.list_branches(repo).items()):
             print(f"{head[:12]}  {name}")
+    elif args.cmd == "fsck":
+        from speech_assets.storage.fsck import check_objects
+
+        report = check_objects(store, repo, args.ref, args.prefix)
+        for d in report.damaged:
+            print(f"DAMAGED {d.path}  expected sha256 {d.expected_sha256[:12]}…: {d.problem}")
+            if args.quarantine and hasattr(store, "quarantine_blob"):
+                moved = store.quarantine_blob(d.expected_sha256)
+                print(f"        content file moved aside to {moved}" if moved else "        (no content file to move)")
+        print(f"fsck {args.ref} ({report.commit[:12]}): {report.objects} objects, {report.bytes} bytes, "
+              f"{len(report.damaged)} damaged")
+        return 0 if report.ok else 1
+    elif args.cmd == "repair":
+        if not hasattr(store, "repair_blob"):
+            print("repair works on the local store only (lakeFS: restore the object from its storage backend)",
+                  file=sys.stderr)
+            return 2
+        from pathlib import Path
+
+        expected = store.stat_object(repo, args.ref, args.path).checksum
+        where = store.repair_blob(Path(args.file).read_bytes(), expected)
+        print(f"repaired {args.path} (sha256 {expected[:12]}…) at {where}")
     elif args.cmd == "quarantine":
         import pyarrow.parquet as pq
 

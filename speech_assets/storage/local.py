@@ -645,6 +645,38 @@ class LocalVersionStore:
         for path, entry in zip(paths, entries):
             yield self._read_blob(repo, path, entry[0])
 
+    # -- repair (local store only: lakeFS keeps its own object store's integrity) -----------------------------
+    def quarantine_blob(self, checksum: str) -> Path | None:
+        """Move the content file of `checksum` aside (to `<root>/corrupt/`), e.g. after `fsck` found it damaged.
+
+        Content files are written once and never overwritten (`_write_atomic` skips an existing address), so a
+        damaged one must be moved out of the way before the right bytes can be put back. Returns where it went
+        (None if there was no file). Objects that refer to it read as "missing" until it is repaired.
+        """
+        src = self._blob_path(checksum)
+        if not src.exists():
+            return None
+        dest = self.root / "corrupt" / f"{checksum}.{int(time.time() * 1000)}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dest)
+        return dest
+
+    def repair_blob(self, data: bytes, expected_checksum: str) -> Path:
+        """Put back the content of `expected_checksum` from good bytes (a backup, the landing file, a rerun).
+
+        Every commit that refers to that content is whole again at once: no new commit, no history rewrite.
+        Refuses bytes whose digest differs, and refuses to overwrite a content file that is present and intact."""
+        actual = _sha256(data)
+        if actual != expected_checksum:
+            raise StoreError(f"these bytes hash to {actual}, not {expected_checksum}: not the lost content")
+        path = self._blob_path(expected_checksum)
+        if path.exists():
+            if _sha256(path.read_bytes()) == expected_checksum:
+                return path
+            self.quarantine_blob(expected_checksum)
+        _write_atomic(path, data, durable=True)
+        return path
+
     def stat_object(self, repo: str, ref: str, path: str) -> ObjectStat:
         validate_path(path)
         with self._read() as conn:
