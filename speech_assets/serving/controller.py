@@ -13,6 +13,10 @@ A tick, in order:
   4. otherwise send the labelled probe set through the service to both sides, `decide`, and act: step the
      weight, promote, or roll back.  The registry is written first (with the evidence), then the routing, so
      a crash between the two is repaired by step 1 of the next tick.
+  5. a step into full traffic (100 %) or a promotion first asks `approval(version, "production")` (the
+     release policy's named approvals, see speech_assets.governance.approvals): while it is unsatisfied the
+     challenger holds at its current weight (`awaiting_approval`, with the command to run), and the guardrails
+     keep being evaluated every tick, so a challenger that degrades while it waits is still rolled back.
 
 The cursor (a JSON-able dict the caller keeps between ticks) holds the window's id and baseline scrape.
 """
@@ -34,7 +38,9 @@ ACTOR = "canary_controller"
 
 @dataclass
 class TickOutcome:
-    action: str  # idle | out_of_sync | not_ready | window_opened | hold | step | promote | rollback | reconciled
+    # idle | out_of_sync | not_ready | window_opened | hold | awaiting_approval | step | promote | rollback |
+    # reconciled
+    action: str
     message: str
     cursor: dict
     routing: RoutingState | None = None  # after the tick
@@ -87,10 +93,14 @@ class CanaryController:
         clock: Callable[[], float] = time.time,
         scrape_fn=scrape,  # injectable for tests; the defaults talk HTTP to the live service
         probe_fn=run_probe,
+        # (version, to_stage) -> an object with .required, .satisfied, .approvers, .message (an ApprovalCheck);
+        # None: no approval gate (the caller decided none applies)
+        approval: Callable[[str, str], object] | None = None,
     ):
         self.target, self.registry, self.policy = target, registry, policy
         self.model_name, self.probes, self.api_key, self.actor, self.clock = model_name, probes, api_key, actor, clock
         self.scrape, self.run_probe = scrape_fn, probe_fn
+        self.approval = approval
 
     # -- the tick -------------------------------------------------------------------------------------------
     def tick(self, cursor: dict | None = None) -> TickOutcome:
@@ -158,6 +168,21 @@ class CanaryController:
         if decision.action == "hold":
             return TickOutcome("hold", f"hold {v} at {routing.weight:g}%: {decision.reason}", cursor, routing,
                                decision, evidence)
+        # The approval gates the challenger taking all traffic, not only the registry label: at 100 % it already
+        # serves every user, so an unapproved version must not get there.  A guardrail breach (rollback) is never
+        # gated, and the cursor keeps the window open, so the evidence keeps accumulating while it waits.
+        full_traffic = decision.action == "promote" or (decision.action == "step" and decision.weight >= 100.0 - 1e-9)
+        if full_traffic and self.approval is not None:
+            check = self.approval(v, "production")
+            evidence["approval"] = _clean({"required": bool(check.required), "satisfied": bool(check.satisfied),
+                                           "approvers": list(check.approvers), "message": check.message})
+            if not check.satisfied:
+                return TickOutcome(
+                    "awaiting_approval",
+                    f"hold {v} at {routing.weight:g}%: awaiting approval before "
+                    f"{'promotion' if decision.action == 'promote' else 'full traffic'} — {check.message}",
+                    cursor, routing, decision, evidence,
+                )
         if decision.action == "step":
             self.registry.record_decision(self.model_name, v, self.actor, decision.reason, evidence)
             new = routing.with_weight(decision.weight)

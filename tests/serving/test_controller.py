@@ -162,3 +162,106 @@ def test_a_registry_rollback_by_hand_asks_for_a_deployment(world):
     out = _run(ctl, None)
     # 1.0.0 must be (re)imported and routed: the sensor runs the deployment assets for that
     assert out.action == "out_of_sync" and "registry production is 1.0.0" in out.message
+
+
+# -- the release policy's named approval gates full traffic and the promotion --------------------------------
+@pytest.fixture
+def major(tmp_path):
+    """1.0.0 in production; 2.0.0 (new features: a major version) as the canary. The default release policy
+    gates production of a major version on one named approval."""
+    from speech_assets.governance.approvals import check_stage_change
+    from speech_assets.governance.policy import load_policy
+
+    store = LocalVersionStore(tmp_path / "store")
+    store.create_repository(REPO)
+    registry = ModelRegistry(store, REPO)
+    for i, (weights, features) in enumerate(((b"w1", "f"), (b"w2", "f2"))):
+        registry.register(NAME, weights, data_commits=["a" * 64], feature_config_hash=features, vocabulary_hash="v",
+                          code_version="1", training_config={}, seed=i, eval_report_json=b"{}",
+                          calibration_json={"temperature": 1.0}, actor="t")
+    registry.set_stage(NAME, "1.0.0", "production", actor="t", reason="first")
+    registry.set_stage(NAME, "2.0.0", "canary", actor="t", reason="new features")
+    service = FakeService()
+    service.wer["2.0.0"] = 0.10
+    checks = []
+
+    def approval(version, to_stage):
+        checks.append((version, to_stage))
+        return check_stage_change(store, REPO, load_policy(store, REPO), registry, NAME, version, to_stage)
+
+    def controller(weight):
+        routing = (RoutingState().with_champion(ModelRef("1.0.0", "asr:1.0.0"))
+                   .with_challenger(ModelRef("2.0.0", "asr:2.0.0"), weight))
+        target = FakeTarget(routing)
+        ctl = CanaryController(target, registry, CanaryPolicy(min_requests=20), probes=lambda: [(b"wav", "hi")] * 8,
+                               scrape_fn=service.scrape, probe_fn=service.probe, clock=lambda: 1000.0,
+                               approval=approval)
+        return target, ctl
+
+    yield store, registry, service, controller, checks
+    store.close()
+
+
+def test_a_promotion_without_its_approval_holds_and_goes_ahead_after_approve(major):
+    from speech_assets.governance.approvals import approve
+
+    store, registry, service, controller, checks = major
+    target, ctl = controller(100.0)
+    out = _run(ctl, None)
+    out = _run(ctl, out.cursor, service, {"2.0.0": 30})
+    assert out.action == "awaiting_approval" and out.decision.action == "promote"
+    assert "hold 2.0.0 at 100%: awaiting approval before promotion" in out.message
+    assert "python -m speech_assets approve asr 2.0.0 --to production --who NAME --why TEXT" in out.message
+    assert target.applied == [] and registry.production(NAME).version == "1.0.0"
+    assert registry.get(NAME, "2.0.0").stage is Stage.CANARY
+    assert out.cursor["window"] == "2.0.0@" + str(target.state.revision)  # the window stays open
+    out = _run(ctl, out.cursor, service, {"2.0.0": 10})
+    assert out.action == "awaiting_approval" and checks == [("2.0.0", "production")] * 2
+
+    approve(store, REPO, NAME, "2.0.0", "production", "alice", "eval report and canary read")
+    out = _run(ctl, out.cursor, service, {"2.0.0": 10})  # the first tick after the approval promotes
+    assert out.action == "promote" and target.state.champion.version == "2.0.0"
+    assert registry.production(NAME).version == "2.0.0"
+    promoted = [e for e in registry.audit_log(NAME) if e.to_stage == "production"][-1]
+    assert promoted.evidence["approval"]["approvers"] == ["alice"] and promoted.evidence["approval"]["satisfied"]
+
+
+def test_an_unapproved_major_does_not_take_full_traffic_but_is_still_rolled_back_on_a_breach(major):
+    store, registry, service, controller, checks = major
+    target, ctl = controller(50.0)
+    out = _run(ctl, None)
+    out = _run(ctl, out.cursor, service, {"1.0.0": 30, "2.0.0": 30})
+    assert out.action == "awaiting_approval" and out.decision.action == "step" and out.decision.weight == 100
+    assert "hold 2.0.0 at 50%: awaiting approval before full traffic" in out.message
+    assert target.state.weight == 50 and target.applied == []
+    service.wer["2.0.0"] = 0.40  # it degrades while it waits: the guardrails are never gated
+    out = _run(ctl, out.cursor, service, {"1.0.0": 10, "2.0.0": 10})
+    assert out.action == "rollback" and registry.get(NAME, "2.0.0").stage is Stage.ARCHIVED
+
+
+def test_steps_below_full_traffic_do_not_ask_for_approval(major):
+    store, registry, service, controller, checks = major
+    target, ctl = controller(10.0)
+    out = _run(ctl, None)
+    out = _run(ctl, out.cursor, service, {"1.0.0": 30, "2.0.0": 30})
+    assert out.action == "step" and target.state.weight == 50 and checks == []
+
+
+def test_a_minor_version_is_checked_and_let_through(world):
+    from speech_assets.governance.approvals import check_stage_change
+    from speech_assets.governance.policy import DEFAULT_POLICY
+
+    registry, target, service, _ = world
+    calls = []
+
+    def approval(version, to_stage):
+        calls.append(version)
+        return check_stage_change(registry.store, registry.repo, DEFAULT_POLICY, registry, NAME, version, to_stage)
+
+    target.state = target.state.with_weight(100.0)
+    ctl = CanaryController(target, registry, CanaryPolicy(min_requests=20), probes=lambda: [(b"wav", "hello")] * 8,
+                           scrape_fn=service.scrape, probe_fn=service.probe, clock=lambda: 1000.0, approval=approval)
+    out = _run(ctl, None)
+    out = _run(ctl, out.cursor, service, {"1.1.0": 30})
+    assert out.action == "promote" and calls == ["1.1.0"] and out.evidence["approval"]["required"] is False
+    assert registry.production(NAME).version == "1.1.0"

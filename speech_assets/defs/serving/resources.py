@@ -1,11 +1,13 @@
 """Where and how models are served: the deploy target, its BentoML home, the canary policy, the API key."""
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Optional
 
 import dagster as dg
 
+from speech_assets.governance.policy import ReleasePolicy
 from speech_assets.serving.canary import CanaryPolicy
 from speech_assets.serving.targets import LocalTarget
 from speech_assets.settings import data_home
@@ -16,6 +18,10 @@ class ServingResource(dg.ConfigurableResource):
 
     `api_key` arrives as a Dagster `EnvVar` (ASR_API_KEY) when set: the served process requires it and the
     canary probes send it; it is never written to the store or shown.
+
+    The canary's steps, evidence and rollback guardrails come from the release policy versioned in the store
+    (`speech_assets.governance.policy`, `python -m speech_assets policy show`); a field set here overrides that
+    one value for this deployment (unset, None, the stored policy decides).
     """
 
     home: str = ""  # routing file, deployment state, server logs; default <SPEECH_ASSETS_HOME>/serving
@@ -24,14 +30,14 @@ class ServingResource(dg.ConfigurableResource):
     port: int = 3100  # preferred; when taken (say, by the old server during a blue/green switch) any free port
     api_key: Optional[str] = None
     first_canary_weight: float = 10.0
-    canary_steps: list[float] = [10.0, 50.0, 100.0]
-    min_requests: int = 20
-    max_error_rate: float = 0.02
-    max_p95_latency_s: float = 2.0
-    max_p95_latency_ratio: float = 2.0
-    min_confidence_ratio: float = 0.85
-    max_probe_wer: float = 0.25
-    max_probe_wer_delta: float = 0.02
+    canary_steps: Optional[list[float]] = None
+    min_requests: Optional[int] = None
+    max_error_rate: Optional[float] = None
+    max_p95_latency_s: Optional[float] = None
+    max_p95_latency_ratio: Optional[float] = None
+    min_confidence_ratio: Optional[float] = None
+    max_probe_wer: Optional[float] = None
+    max_probe_wer_delta: Optional[float] = None
     probe_utterances: int = 30
 
     @property
@@ -48,13 +54,19 @@ class ServingResource(dg.ConfigurableResource):
             env["ASR_API_KEY"] = self.api_key
         return LocalTarget(self.home_dir, host=self.host, env=env, port=self.port)
 
-    def policy(self) -> CanaryPolicy:
-        return CanaryPolicy(
-            steps=tuple(float(s) for s in self.canary_steps), min_requests=self.min_requests,
-            max_error_rate=self.max_error_rate, max_p95_latency_s=self.max_p95_latency_s,
-            max_p95_latency_ratio=self.max_p95_latency_ratio, min_confidence_ratio=self.min_confidence_ratio,
-            max_probe_wer=self.max_probe_wer, max_probe_wer_delta=self.max_probe_wer_delta,
-        )
+    def policy(self, release: Optional[ReleasePolicy] = None) -> CanaryPolicy:
+        """The canary policy: `release` (the stored release policy; its defaults when None), then this resource's
+        overrides."""
+        base = (release or ReleasePolicy()).to_canary_policy()
+        overrides = {
+            name: getattr(self, name)
+            for name in ("min_requests", "max_error_rate", "max_p95_latency_s", "max_p95_latency_ratio",
+                         "min_confidence_ratio", "max_probe_wer", "max_probe_wer_delta")
+            if getattr(self, name) is not None
+        }
+        if self.canary_steps is not None:
+            overrides["steps"] = tuple(float(s) for s in self.canary_steps)
+        return dataclasses.replace(base, **overrides)
 
 
 def serving_from_env() -> ServingResource:

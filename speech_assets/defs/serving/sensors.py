@@ -3,6 +3,9 @@ back (speech_assets.serving.controller does the work; this is the Dagster face o
 
 Each tick's outcome is in the sensor's tick log; every step, promotion and rollback is also written to the
 registry's audit trail with its evidence and shown as an observation of `asr_deployment`.
+
+The canary's steps and guardrails and the approvals a promotion needs come from the release policy on main
+(`speech_assets.governance.policy`), read afresh every tick, so a policy change applies from the next tick.
 """
 
 import json
@@ -14,6 +17,8 @@ from speech_assets.defs.serving.assets import publish_deployment_record, routing
 from speech_assets.defs.serving.jobs import deploy_models
 from speech_assets.defs.serving.resources import ServingResource
 from speech_assets.defs.storage.resources import VersionStoreResource
+from speech_assets.governance.approvals import check_stage_change
+from speech_assets.governance.policy import read_policy
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.serving.controller import CanaryController
 from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet
@@ -44,13 +49,18 @@ def _probe_loader(vs, repo: str):
 )
 def canary_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResource, serving: ServingResource):
     vs, repo = store.open(), store.repository
+    release = read_policy(vs, repo)
+    registry = ModelRegistry(vs, repo)
     controller = CanaryController(
-        serving.target(), ModelRegistry(vs, repo), serving.policy(), model_name=MODEL_NAME,
+        serving.target(), registry, serving.policy(release.policy), model_name=MODEL_NAME,
         probes=_probe_loader(vs, repo), api_key=serving.api_key, actor="canary_sensor",
+        approval=lambda version, to_stage: check_stage_change(vs, repo, release.policy, registry, MODEL_NAME,
+                                                              version, to_stage),
     )
     outcome = controller.tick(json.loads(context.cursor) if context.cursor else None)
     cursor = json.dumps(outcome.cursor)
-    context.log.info(f"{outcome.action}: {outcome.message}")
+    source = f"release policy at {release.commit[:12]}" + ("" if release.stored else " (defaults: none stored)")
+    context.log.info(f"{outcome.action}: {outcome.message} [{source}]")
     if outcome.decision is not None:
         context.log.info(outcome.decision.markdown())
     if outcome.action == "out_of_sync":
