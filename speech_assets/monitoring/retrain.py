@@ -9,14 +9,20 @@ Pure: the sensor (defs/monitoring/sensors.py) gathers the inputs and keeps `stat
   every batch) or after a retrain has landed (the new model's reference replaces the old one);
 * new data: `min_new_utterances` arrived since the production model's training data;
 * schedule: the production model is older than `max_model_age_s`;
+* erasure: the production model is marked by a speaker erasure (speech_assets.privacy.erasure) not yet acted on
+  (`retrain_on_erasure`); it goes first, and its retrain trains from scratch (`from_scratch`): fine-tuning from
+  the marked model would carry over what it learned from the erased speaker;
 * guardrails over all three: nothing while a retrain is in flight, at most one per `cooldown_s`, at most
   `max_per_day` in any 24 h.  A trigger that is held keeps its reason in the decision.
 
-The run key is derived from the data commit the retrain would train on, so one commit is never retrained twice.
+The run key is derived from the data commit the retrain would train on, so one commit is never retrained twice
+(an erasure retrain's from the erasure id, so one erasure is acted on once).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 DAY_S = 86400.0
@@ -30,6 +36,7 @@ class RetrainPolicy:
     max_per_day: int = 3
     min_new_utterances: int = 3000
     max_model_age_s: float = 7 * DAY_S
+    retrain_on_erasure: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.rearm_score < self.fire_score:
@@ -50,6 +57,7 @@ class RetrainState:
     armed: bool = True
     retrains: list[float] = field(default_factory=list)  # start times of requested retrains
     pending_drift: dict | None = None  # a drift trigger held by a guardrail, kept until it can fire
+    handled_erasures: list[str] = field(default_factory=list)  # erasure ids a retrain was requested for
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,10 +70,12 @@ class RetrainState:
 @dataclass(frozen=True)
 class RetrainDecision:
     fire: bool
-    trigger: str | None  # "drift" | "new_data" | "schedule" | None
+    trigger: str | None  # "erasure" | "drift" | "new_data" | "schedule" | None
     reason: str
     run_key: str | None = None
     data_commit: str | None = None
+    from_scratch: bool = False  # never warm-start this retrain from the production model
+    erasures: tuple[str, ...] = ()  # the erasure ids this retrain acts on
 
 
 def decide(
@@ -78,9 +88,13 @@ def decide(
     new_utterances: int,
     model_age_s: float | None,
     busy: bool,
+    erasures: Sequence[str] = (),
 ) -> tuple[RetrainDecision, RetrainState]:
-    state = RetrainState(state.armed, [t for t in state.retrains if now - t < DAY_S], state.pending_drift)
+    """`erasures`: ids of the erasures that mark the production model (governance/erasure_marks)."""
+    state = RetrainState(state.armed, [t for t in state.retrains if now - t < DAY_S], state.pending_drift,
+                         list(state.handled_erasures))
     notes = []
+    unhandled = [e for e in erasures if e not in state.handled_erasures]
 
     # 1. the drift trigger, with hysteresis
     trigger = None
@@ -95,7 +109,10 @@ def decide(
             notes.append(f"{event.batch_id} scored {event.score:.2f} < {policy.rearm_score}: drift trigger re-armed")
         elif not state.armed and event.drifted:
             notes.append(f"{event.batch_id} still drifted (score {event.score:.2f}); trigger already used")
-    if state.pending_drift is not None:
+    if unhandled and policy.retrain_on_erasure:
+        trigger = ("erasure", f"the production model trained on erased data (erasure {', '.join(unhandled)}); "
+                              f"retraining from scratch without it", head_commit)
+    elif state.pending_drift is not None:
         p = state.pending_drift
         trigger = ("drift", f"drift in {p['batch_id']} (score {p['score']:.2f}: {', '.join(p['fired'])})",
                    head_commit)
@@ -106,6 +123,9 @@ def decide(
         trigger = ("new_data", f"{new_utterances} new utterances since the production model's data "
                                f"(>= {policy.min_new_utterances})", head_commit)
 
+    if unhandled and not policy.retrain_on_erasure:
+        notes.append(f"erasure {', '.join(unhandled)} marks the production model; the policy leaves its retrain "
+                     f"to an operator")
     prefix = ("; ".join(notes) + ". ") if notes else ""
     if trigger is None:
         return RetrainDecision(False, None, prefix + f"hold: no trigger ({new_utterances} new utterances, "
@@ -121,11 +141,20 @@ def decide(
     if hold:
         return RetrainDecision(False, kind, prefix + f"hold {kind} retrain ({why}): {hold}"), state
     state.retrains.append(now)
+    if kind == "erasure":
+        state.handled_erasures.extend(unhandled)
+        key = unhandled[0] if len(unhandled) == 1 else hashlib.sha256(",".join(sorted(unhandled)).encode()).hexdigest()[:16]
+        if state.pending_drift is not None:  # the retrain trains on main's head, drifted batch included
+            why += f"; also covers the held drift trigger ({state.pending_drift['batch_id']})"
+            state.pending_drift = None
+        return RetrainDecision(True, kind, prefix + f"retrain: {why}", f"retrain-erasure-{key}", commit,
+                               from_scratch=True, erasures=tuple(unhandled)), state
     if kind == "drift":
         state.pending_drift = None
     return RetrainDecision(True, kind, prefix + f"retrain: {why}", f"retrain-{commit[:16]}", commit), state
 
 
 def landed(state: RetrainState) -> RetrainState:
-    """A retrain's model reached production: its reference is the new normal, so drift may fire again."""
-    return RetrainState(True, list(state.retrains), None)
+    """A retrain's model reached production: its reference is the new normal, so drift may fire again (erasures
+    already acted on stay remembered)."""
+    return RetrainState(True, list(state.retrains), None, list(state.handled_erasures))

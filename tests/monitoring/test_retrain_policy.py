@@ -70,3 +70,47 @@ def test_policy_needs_real_hysteresis():
 def test_state_survives_the_cursor():
     _, s = run(RetrainState(), 0, [ev("day-04", 2.0)], busy=True)
     assert RetrainState.from_dict(s.to_dict()) == s
+
+
+def test_an_erasure_marking_production_fires_once_from_scratch():
+    d, s = decide(P, RetrainState(), 0, drift=[], head_commit="e" * 40, new_utterances=0, model_age_s=3600.0,
+                  busy=False, erasures=["abc123"])
+    assert d.fire and d.trigger == "erasure" and d.from_scratch and d.erasures == ("abc123",)
+    assert d.run_key == "retrain-erasure-abc123" and "abc123" in d.reason
+    # remembered in the cursor: the same mark never fires again, even after the cooldown
+    s = RetrainState.from_dict(s.to_dict())
+    d, s = decide(P, s, 7200, drift=[], head_commit="f" * 40, new_utterances=0, model_age_s=3600.0, busy=False,
+                  erasures=["abc123"])
+    assert not d.fire and d.trigger is None
+    assert "abc123" in landed(s).handled_erasures  # a landed retrain does not forget it
+
+
+def test_an_erasure_respects_the_guardrails_and_fires_when_they_lift():
+    _, s = run(RetrainState(), 0, new=5000)  # a retrain just started
+    d, s = decide(P, s, 60, drift=[], head_commit="e" * 40, new_utterances=0, model_age_s=3600.0, busy=True,
+                  erasures=["e1"])
+    assert not d.fire and d.trigger == "erasure" and "in flight" in d.reason
+    d, s = decide(P, s, 120, drift=[], head_commit="e" * 40, new_utterances=0, model_age_s=3600.0, busy=False,
+                  erasures=["e1"])
+    assert not d.fire and "cooldown" in d.reason
+    d, s = decide(P, s, 700, drift=[], head_commit="e" * 40, new_utterances=0, model_age_s=3600.0, busy=False,
+                  erasures=["e1", "e2"])
+    assert d.fire and d.trigger == "erasure" and set(d.erasures) == {"e1", "e2"} and s.handled_erasures == ["e1", "e2"]
+
+
+def test_an_erasure_goes_before_drift_and_covers_it():
+    d, s = decide(P, RetrainState(), 0, drift=[ev("day-04", 2.5)], head_commit="e" * 40, new_utterances=0,
+                  model_age_s=3600.0, busy=False, erasures=["e1"])
+    assert d.fire and d.trigger == "erasure" and "day-04" in d.reason and s.pending_drift is None
+
+
+def test_the_policy_can_leave_erasure_retrains_to_an_operator():
+    off = RetrainPolicy(fire_score=1.0, rearm_score=0.7, retrain_on_erasure=False)
+    d, s = decide(off, RetrainState(), 0, drift=[], head_commit="e" * 40, new_utterances=0, model_age_s=3600.0,
+                  busy=False, erasures=["e1"])
+    assert not d.fire and "operator" in d.reason and s.handled_erasures == []
+
+
+def test_an_old_cursor_without_erasures_still_loads():
+    s = RetrainState.from_dict({"armed": True, "retrains": [1.0], "pending_drift": None})
+    assert s.handled_erasures == []

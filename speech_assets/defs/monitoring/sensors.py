@@ -1,9 +1,14 @@
-"""The retrain controller: drift (with hysteresis), new data or the schedule requests `train_and_deploy`.
+"""The retrain controller: an erasure, drift (with hysteresis), new data or the schedule requests `train_and_deploy`.
 
 The decision itself is speech_assets.monitoring.retrain.decide (pure, tested on its own); this sensor gathers
 its inputs — new `drift_report` materializations, the registry's production model, how much data arrived since
-it was trained, whether a retrain is in flight — keeps the controller's state in its cursor and writes every
-decision, fire or hold and why, to its tick log.
+it was trained, whether a retrain is in flight, which erasures mark the production model — keeps the
+controller's state in its cursor and writes every decision, fire or hold and why, to its tick log.
+
+A production model marked by an erasure (it trained on, or was warm-started from a model that trained on, a speaker
+since erased) is never the starting point of a retrain: `asr_checkpoint` warm-starts from the production model when
+`warm_start` is set, which would carry the erased speaker's influence into the new model, so every retrain requested
+while production is marked runs with `warm_start: false` (trains from scratch).
 """
 
 import json
@@ -18,6 +23,7 @@ from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.defs.training.jobs import train_and_deploy
 from speech_assets.intake.manifest import read_manifest_rows
 from speech_assets.monitoring.retrain import DriftEvent, RetrainState, decide, landed
+from speech_assets.privacy.erasure import erasure_marks
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
 from speech_assets.training.artifacts import MODEL_NAME
@@ -45,7 +51,8 @@ def _drift_events(instance, after: str | None) -> tuple[list[DriftEvent], str | 
     job=train_and_deploy,
     minimum_interval_seconds=RETRAIN_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests train_and_deploy when drift crosses its threshold (hysteresis, cooldown, daily budget, "
+    description="Requests train_and_deploy when the production model is marked by a speaker erasure (from scratch), "
+    "when drift crosses its threshold (hysteresis, cooldown, daily budget, "
     "one retrain per data commit), when enough new data arrived, or when the model is due; says why in its tick log.",
 )
 def retrain_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResource, retrain: RetrainSettings):
@@ -76,19 +83,32 @@ def retrain_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResou
     busy = bool(context.instance.get_run_records(
         dg.RunsFilter(job_name=train_and_deploy.name, statuses=_ACTIVE), limit=1))
     now = time.time()
+    marks = erasure_marks(vs, repo, MODEL_NAME, ref=head).get(production.version, [])
     decision, state = decide(retrain.policy(), state, now, drift=events, head_commit=head,
-                             new_utterances=max(len(rows) - trained_rows, 0), model_age_s=now - created, busy=busy)
+                             new_utterances=max(len(rows) - trained_rows, 0), model_age_s=now - created, busy=busy,
+                             erasures=marks)
     context.log.info(decision.reason)
     new_cursor = json.dumps({"state": state.to_dict(), "materializations": mat_cursor,
                              "production": production.version})
     if not decision.fire:
         context.update_cursor(new_cursor)
         return dg.SkipReason(decision.reason)
+    run_config = retrain.run_config()
+    tags = {"speech_assets/trigger": decision.trigger, "speech_assets/data_commit": decision.data_commit,
+            "speech_assets/reason": decision.reason[:250]}
+    if decision.from_scratch or marks:
+        run_config = _from_scratch(run_config)
+        tags["speech_assets/erasures"] = ",".join(decision.erasures or marks)[:250]
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(
-            run_key=decision.run_key, run_config=retrain.run_config(),
-            tags={"speech_assets/trigger": decision.trigger, "speech_assets/data_commit": decision.data_commit,
-                  "speech_assets/reason": decision.reason[:250]},
-        )],
+        run_requests=[dg.RunRequest(run_key=decision.run_key, run_config=run_config, tags=tags)],
         cursor=new_cursor,
     )
+
+
+def _from_scratch(run_config: dict) -> dict:
+    """The retrain's run config with `warm_start` off (the production model learned from erased data)."""
+    ops = dict(run_config.get("ops", {}))
+    ckpt = dict(ops.get("asr_checkpoint", {}))
+    ckpt["config"] = {**ckpt.get("config", {}), "warm_start": False}
+    ops["asr_checkpoint"] = ckpt
+    return {**run_config, "ops": ops}
