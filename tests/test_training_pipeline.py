@@ -84,8 +84,19 @@ def test_gate_fails_a_first_model_below_the_floors_and_nothing_is_registered(cor
 
 
 def test_gate_passes_registers_then_compares_the_next_model_with_the_champion(corpus):
-    first = _run(corpus, LENIENT)
+    from speech_assets.governance.policy import GATE_FIELDS, ReleasePolicy, read_policy, save_policy
+
+    # The first run takes its gate thresholds from the release policy stored in the store (no run-config override)
+    gate = {k: v for k, v in LENIENT.items() if k in GATE_FIELDS and k not in ("wer_tolerance", "slice_wer_tolerance")}
+    gate.update(wer_floor=1.0, slice_wer_floor=1.0)  # the policy's thresholds are fractions in [0, 1]
+    policy_commit = save_policy(corpus["store"].open(), REPO, ReleasePolicy.from_json({"gate": gate}),
+                                actor="test", reason="a 3-step model is only meant to exercise the wiring")
+    first = _run(corpus, {k: v for k, v in EVAL_FAST.items() if k not in GATE_FIELDS})
     assert first.success
+    evaluated = _md(first, "eval_report")
+    used = read_policy(corpus["store"].open(), REPO, evaluated["release_policy_commit"])
+    assert used.stored and used.policy.gate.wer_floor == 1.0 and evaluated["gate_overrides"] == {}
+    assert policy_commit in {c.id for c in corpus["store"].open().log(REPO, used.commit)}
     reg = _md(first, "registered_model")
     assert reg["version"] == "1.0.0" and reg["stage"] == "production"
 

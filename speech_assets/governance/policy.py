@@ -10,13 +10,18 @@ with a named author, a reason and a `policy_change` audit event riding the same 
                     "rules": [{"to_stage": "production", "bumps": ["major"], "approvals": 1, "approvers": []}]},
       "risk":      {"canary_steps": [10.0, 50.0, 100.0], "min_requests": 20},
       "rollback":  {"max_error_rate": 0.02, "max_p95_latency_s": 2.0, "max_p95_latency_ratio": 2.0,
-                    "min_confidence_ratio": 0.85, "max_probe_wer": 0.25, "max_probe_wer_delta": 0.02}
+                    "min_confidence_ratio": 0.85, "max_probe_wer": 0.25, "max_probe_wer_delta": 0.02},
+      "gate":      {"wer_floor": 0.10, "slice_wer_floor": 0.25, "max_ece": 0.10, "wer_tolerance": 0.005,
+                    "slice_wer_tolerance": 0.02, "ece_tolerance": 0.02, "min_utterances": 30, "min_speakers": 3}
     }
 
 Only what something enforces is in here:
 
 * `approvals` — checked by `speech_assets.governance.approvals.check_stage_change`, which the canary controller
   (before the challenger takes all traffic or is promoted) and `registered_model` (before it sets a stage) call;
+* `gate` — the offline promotion gate's thresholds (`eval_report` → `promotion_gate`): the first model's absolute
+  WER/calibration floors, how much worse than the champion a challenger may be (overall, per slice, calibration),
+  and how large a slice must be to be gated. A value set in `eval_report`'s run config overrides it for that run;
 * `risk` and `rollback` — the canary controller's `CanaryPolicy` (`to_canary_policy`): the traffic steps and the
   evidence needed per step, and the guardrails whose breach rolls the challenger back at once.  The serving
   resource may still override single fields for one deployment (tests do); otherwise the stored policy decides.
@@ -32,6 +37,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from speech_assets.evaluation.promotion import PromotionPolicy
 from speech_assets.governance.audit import POLICY_CHANGE, new_event, stage_event
 from speech_assets.serving.canary import CanaryPolicy
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
@@ -124,11 +130,34 @@ _ROLLBACK_FIELDS = ("max_error_rate", "max_p95_latency_s", "max_p95_latency_rati
                     "max_probe_wer", "max_probe_wer_delta")
 
 
+_GATE_FLOATS = ("wer_floor", "slice_wer_floor", "max_ece", "wer_tolerance", "slice_wer_tolerance", "ece_tolerance")
+_GATE_INTS = ("min_utterances", "min_speakers")
+GATE_FIELDS = _GATE_FLOATS + _GATE_INTS
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """The promotion gate's risk thresholds (defaults: `PromotionPolicy`'s), WER and ECE as fractions."""
+
+    wer_floor: float = PromotionPolicy.wer_floor
+    slice_wer_floor: float = PromotionPolicy.slice_wer_floor
+    max_ece: float = PromotionPolicy.max_ece
+    wer_tolerance: float = PromotionPolicy.wer_tolerance
+    slice_wer_tolerance: float = PromotionPolicy.slice_wer_tolerance
+    ece_tolerance: float = PromotionPolicy.ece_tolerance
+    min_utterances: int = PromotionPolicy.min_utterances
+    min_speakers: int = PromotionPolicy.min_speakers
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in GATE_FIELDS}
+
+
 @dataclass(frozen=True)
 class ReleasePolicy:
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     risk: RiskPolicy = field(default_factory=RiskPolicy)
     rollback: RollbackPolicy = field(default_factory=RollbackPolicy)
+    gate: GatePolicy = field(default_factory=GatePolicy)
 
     def to_canary_policy(self) -> CanaryPolicy:
         return CanaryPolicy(steps=tuple(self.risk.canary_steps), min_requests=self.risk.min_requests,
@@ -136,7 +165,7 @@ class ReleasePolicy:
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA_VERSION, "approvals": self.approvals.to_json(), "risk": self.risk.to_json(),
-                "rollback": self.rollback.to_json()}
+                "rollback": self.rollback.to_json(), "gate": self.gate.to_json()}
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), indent=2, sort_keys=True).encode() + b"\n"
@@ -237,7 +266,7 @@ def _parse(value: Any) -> ReleasePolicy:
     problems: list[str] = []
     if not isinstance(value, Mapping):
         raise PolicyError([f"the policy must be a JSON object, got {type(value).__name__}"])
-    _check_keys(value, "$", ("schema", "approvals", "risk", "rollback"), problems)
+    _check_keys(value, "$", ("schema", "approvals", "risk", "rollback", "gate"), problems)
     schema = value.get("schema", SCHEMA_VERSION)
     if schema != SCHEMA_VERSION:
         problems.append(f"schema: this code reads schema {SCHEMA_VERSION}, got {schema!r}")
@@ -294,12 +323,26 @@ def _parse(value: Any) -> ReleasePolicy:
         max_probe_wer_delta=_number(rb, "rollback", "max_probe_wer_delta", defaults.max_probe_wer_delta, problems,
                                     low=0),
     )
+    # gate
+    gt = _section(value, "gate", problems)
+    _check_keys(gt, "gate", GATE_FIELDS, problems)
+    gate_defaults = GatePolicy()
+    gate_values: dict[str, Any] = {
+        k: _number(gt, "gate", k, getattr(gate_defaults, k), problems, low=0, high=1) for k in _GATE_FLOATS
+    }
+    for k in _GATE_INTS:
+        v = gt.get(k, getattr(gate_defaults, k))
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            problems.append(f"gate.{k}: must be an integer >= 1, got {v!r}")
+            v = getattr(gate_defaults, k)
+        gate_values[k] = v
     if problems:
         raise PolicyError(problems)
     return ReleasePolicy(
         ApprovalPolicy(exempt, tuple(rules)),
         RiskPolicy(tuple(float(s) for s in steps), min_requests),
         rollback,
+        GatePolicy(**gate_values),
     )
 
 

@@ -326,3 +326,15 @@ def test_cli_approve(cli_home, capsys):
     assert "recorded: alice approved asr 2.0.0 -> production" in out and "approved by alice (1 of 1" in out
     (a,) = approvals_for(store, repo, NAME, "2.0.0", "production")
     assert (a.approver, a.reason, a.via) == ("alice", "eval read", "cli")
+
+
+def test_gate_section_round_trips_validates_and_feeds_the_promotion_gate():
+    from speech_assets.governance.policy import GatePolicy, ReleasePolicy
+
+    policy = ReleasePolicy.from_json({"gate": {"wer_floor": 0.2, "min_speakers": 5}})
+    assert policy.gate == GatePolicy(wer_floor=0.2, min_speakers=5)
+    assert ReleasePolicy.from_json(policy.to_json()) == policy
+    with pytest.raises(PolicyError) as err:
+        ReleasePolicy.from_json({"gate": {"wer_floor": 1.5, "min_utterances": 0, "wer_flor": 0.1}})
+    text = "\n".join(err.value.problems)
+    assert "gate.wer_floor: must be <= 1" in text and "gate.min_utterances" in text and "gate.wer_flor: unknown key" in text

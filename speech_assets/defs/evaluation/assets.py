@@ -2,6 +2,7 @@
 blocking `promotion_gate` check that decides whether the challenger may be registered."""
 
 import json
+from typing import Optional
 
 import dagster as dg
 import numpy as np
@@ -14,6 +15,7 @@ from speech_assets.evaluation.promotion import PromotionPolicy, decide
 from speech_assets.evaluation.report import BaselineSummary, EvalReport, summarize_baseline
 from speech_assets.features.dataset import load_examples
 from speech_assets.features.logmel import FeatureConfig
+from speech_assets.governance.policy import GATE_FIELDS, read_policy
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.storage.base import DEFAULT_BRANCH
 from speech_assets.training.artifacts import (
@@ -29,16 +31,17 @@ OWNERS = ["team:speech-ml"]
 
 
 class EvalConfig(dg.Config):
-    """Evidence and gate settings (defaults are `PromotionPolicy`'s)."""
+    """Evidence and gate settings. The gate's thresholds come from the release policy versioned in the store
+    (`policy show`, section `gate`; defaults `PromotionPolicy`'s); one set here overrides it for this run."""
 
-    min_utterances: int = 30  # a slice smaller than this is reported, not gated
-    min_speakers: int = 3
-    wer_floor: float = 0.10  # first model: overall WER (upper CI bound) must be under this
-    slice_wer_floor: float = 0.25  # first model: every gated slice's WER must be under this
-    max_ece: float = 0.10
-    wer_tolerance: float = 0.005  # challenger vs champion: overall WER may not be confidently worse by more
-    slice_wer_tolerance: float = 0.02
-    ece_tolerance: float = 0.02  # challenger vs champion: calibration error may not rise by more
+    min_utterances: Optional[int] = None  # a slice smaller than this is reported, not gated
+    min_speakers: Optional[int] = None
+    wer_floor: Optional[float] = None  # first model: overall WER (upper CI bound) must be under this
+    slice_wer_floor: Optional[float] = None  # first model: every gated slice's WER must be under this
+    max_ece: Optional[float] = None
+    wer_tolerance: Optional[float] = None  # challenger vs champion: overall WER may not be confidently worse by more
+    slice_wer_tolerance: Optional[float] = None
+    ece_tolerance: Optional[float] = None  # challenger vs champion: calibration error may not rise by more
     bootstrap_resamples: int = 1000
     seed: int = 0
     # pocketsphinx on this many test utterances (0 = skip); it runs at ~0.84x real time on 2 cores (measured),
@@ -83,17 +86,22 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
 
     from speech_assets.model.inference import Transcriber
 
+    # RTF and the baseline decode raw audio; batches whose audio the retention sweep removed have features only.
+    from speech_assets.privacy.retention import swept_batches
+
+    swept = swept_batches(vs, repo, data_commit)
+    audible = [u for u in test if u.batch_id not in swept]
     rtf = None
-    if config.rtf_utterances:
-        sample = test[: config.rtf_utterances]
+    if config.rtf_utterances and audible:
+        sample = audible[: config.rtf_utterances]
         transcriber = Transcriber.from_checkpoint(blob)
         rtf = measure_rtf(transcriber.transcribe, _waveforms(vs, repo, data_commit, sample))
 
     baseline = None
-    if config.baseline_utterances:
+    if config.baseline_utterances and audible:
         from speech_assets.evaluation.baseline import BaselineUnavailable, transcribe_pocketsphinx
 
-        sample = test[: config.baseline_utterances]
+        sample = audible[: config.baseline_utterances]
         try:
             hyps = transcribe_pocketsphinx(_waveforms(vs, repo, data_commit, sample))
             rows = [{"utterance_id": u.utt_id, "reference": u.text, "hypothesis": h, "speaker": u.speaker} for u, h in zip(sample, hyps)]
@@ -101,12 +109,15 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
         except BaselineUnavailable as exc:
             baseline = BaselineSummary.unavailable("pocketsphinx", str(exc))
 
-    policy = PromotionPolicy(
-        wer_floor=config.wer_floor, slice_wer_floor=config.slice_wer_floor, max_ece=config.max_ece,
-        wer_tolerance=config.wer_tolerance, slice_wer_tolerance=config.slice_wer_tolerance,
-        ece_tolerance=config.ece_tolerance, min_utterances=config.min_utterances, min_speakers=config.min_speakers,
-        n_resamples=config.bootstrap_resamples, seed=config.seed,
+    release = read_policy(vs, repo)
+    thresholds = {k: getattr(config, k) if getattr(config, k) is not None else getattr(release.policy.gate, k)
+                  for k in GATE_FIELDS}
+    overridden = sorted(k for k in GATE_FIELDS if getattr(config, k) is not None)
+    context.log.info(
+        f"gate thresholds from the release policy at {release.commit[:12]}"
+        f"{' (stored)' if release.stored else ' (defaults)'}; run config overrides: {overridden or 'none'}"
     )
+    policy = PromotionPolicy(**thresholds, n_resamples=config.bootstrap_resamples, seed=config.seed)
     ev: Evaluation = evaluate(
         blob, dev, test, model_id=info["digest"][:16], data_commit=data_commit, champion=champion, policy=policy,
         baseline=baseline, rtf=rtf, seed=config.seed,
@@ -155,6 +166,9 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
         "temperature": float(ev.temperature),
         "rtf": float(rtf.rtf) if rtf else float("nan"),
         "champion_version": pointer["champion_version"] or "",
+        # which release policy set the gate (and what a run config overrode), for the audit of a decision
+        "release_policy_commit": dg.MetadataValue.text(release.commit),
+        "gate_overrides": dg.MetadataValue.json({k: thresholds[k] for k in overridden}),
         "report": dg.MetadataValue.md(report.markdown()),
         # The UI renders markdown images, so the plots show on the asset page itself (also in report.html).
         "plots": dg.MetadataValue.md(report.plots_markdown()),

@@ -20,6 +20,7 @@ class RetrainSettings(dg.ConfigurableResource):
     max_per_day: int = 3
     min_new_utterances: int = 3000
     max_model_age_hours: float = 7 * 24.0
+    retrain_on_erasure: bool = True  # a production model trained on since-erased speech is retrained from scratch
     train_config_json: str = json.dumps({"warm_start": True, "epochs": 2})
     eval_config_json: str = "{}"
 
@@ -27,7 +28,7 @@ class RetrainSettings(dg.ConfigurableResource):
         return RetrainPolicy(
             fire_score=self.fire_score, rearm_score=self.rearm_score, cooldown_s=self.cooldown_minutes * 60,
             max_per_day=self.max_per_day, min_new_utterances=self.min_new_utterances,
-            max_model_age_s=self.max_model_age_hours * 3600,
+            max_model_age_s=self.max_model_age_hours * 3600, retrain_on_erasure=self.retrain_on_erasure,
         )
 
     def run_config(self) -> dict:

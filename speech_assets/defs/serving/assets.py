@@ -13,6 +13,7 @@ import dagster as dg
 from speech_assets.defs.registry.assets import registered_model
 from speech_assets.defs.serving.resources import ServingResource
 from speech_assets.defs.storage.resources import VersionStoreResource
+from speech_assets.governance.policy import read_policy
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.serving.deploy import (
     bento_exists,
@@ -149,7 +150,10 @@ def asr_deployment(context: dg.AssetExecutionContext, store: VersionStoreResourc
 
     target = serving.target()
     current = target.routing()
-    plan = plan_rollout(current, ref(bento["production"]), ref(bento["canary"]), serving.first_canary_weight)
+    first_weight = serving.first_canary_weight
+    if first_weight is None:  # a challenger enters at the release policy's first step (versioned in the store)
+        first_weight = read_policy(vs, repo).policy.risk.canary_steps[0]
+    plan = plan_rollout(current, ref(bento["production"]), ref(bento["canary"]), first_weight)
     context.log.info(f"rollout: {plan.action} — {plan.reason}")
 
     # The probe set is chosen when a challenger enters, from the test split at this commit, so every step of

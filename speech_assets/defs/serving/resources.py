@@ -29,7 +29,7 @@ class ServingResource(dg.ConfigurableResource):
     host: str = "127.0.0.1"
     port: int = 3100  # preferred; when taken (say, by the old server during a blue/green switch) any free port
     api_key: Optional[str] = None
-    first_canary_weight: float = 10.0
+    first_canary_weight: Optional[float] = None  # unset: the release policy's first canary step
     canary_steps: Optional[list[float]] = None
     min_requests: Optional[int] = None
     max_error_rate: Optional[float] = None
