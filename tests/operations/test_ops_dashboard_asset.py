@@ -58,6 +58,21 @@ def test_ops_dashboard_publishes_the_page_to_the_store_and_disk_with_key_numbers
     text = page.decode()
     assert "<td>1.0.0</td><td>live</td><td>100</td><td>2</td><td>2.00%</td>" in text
     assert "11.00% [10.0%, 12.0%]" in text
+    assert md["stored"] is True
+
+    # A refresh that only moves the live numbers rewrites the local file, not main (no commit per cron tick)
+    again = dg.materialize([ops_dashboard], resources={"store": store_res,
+                                                       "serving": ServingResource(home=str(serving_home))})
+    md2 = {k: v.value for k, v in again.asset_materializations_for_node("ops_dashboard")[0].metadata.items()}
+    assert md2["stored"] is False and md2["commit_out"] == md["commit_out"]
+    assert "Service not reachable" in local.read_text()  # the loopback service is gone: the local page says so
+    with LocalVersionStore(tmp_path / "store") as vs:
+        assert vs.resolve(store_res.repository, "main") == md["commit_out"]
+        ModelRegistry(vs, store_res.repository).set_stage("asr", "1.0.0", "archived", "op", "retired")
+    third = dg.materialize([ops_dashboard], resources={"store": store_res,
+                                                       "serving": ServingResource(home=str(serving_home))})
+    md3 = {k: v.value for k, v in third.asset_materializations_for_node("ops_dashboard")[0].metadata.items()}
+    assert md3["stored"] is True and md3["commit_out"] != md["commit_out"]  # the registry changed: stored again
 
 
 @pytest.mark.filterwarnings("ignore::dagster.BetaWarning")  # raised inside dagster's own condition tester

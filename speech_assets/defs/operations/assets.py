@@ -1,5 +1,8 @@
 """`ops_dashboard`: the operations page a person reads (WER per slice over versions, drift, canary, service)."""
 
+import dataclasses
+import hashlib
+import json
 import os
 
 import dagster as dg
@@ -17,10 +20,12 @@ from speech_assets.operations.dashboard import (
     with_service,
 )
 from speech_assets.settings import data_home
+from speech_assets.storage.base import NotFoundError
 from speech_assets.storage.publish import publish_objects
 from speech_assets.training.artifacts import MODEL_NAME
 
 DASHBOARD_PATH = "reports/ops_dashboard.html"
+DASHBOARD_DIGEST_PATH = "reports/ops_dashboard.sha256"  # digest of the store-derived content of the stored page
 DASHBOARD_CRON = os.environ.get("SPEECH_ASSETS_DASHBOARD_CRON", "*/15 * * * *")
 
 # Refreshed on a clock (the service's numbers change without any asset changing) and after a model is
@@ -33,6 +38,13 @@ DASHBOARD_AUTOMATION = (
     )
     & ~dg.AutomationCondition.in_progress()
 ).with_label(f"every {DASHBOARD_CRON!r} and after a model is registered")
+
+
+def store_content_digest(data) -> str:
+    """What the page shows from the store (not the time stamp, the commit it was read at — the stored page itself
+    moves main — or the live service's numbers)."""
+    body = dataclasses.asdict(dataclasses.replace(data, generated_at="", store_commit="", service=None))
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class DashboardConfig(dg.Config):
@@ -75,11 +87,23 @@ def ops_dashboard(
     tmp = local.with_suffix(".html.tmp")
     tmp.write_bytes(page)
     tmp.replace(local)  # readers (a browser refreshing it) never see a half-written page
-    commit = publish_objects(
-        vs, repo, {DASHBOARD_PATH: page}, branch_prefix="ops-dashboard", message="ops_dashboard",
-        metadata={"run_id": context.run.run_id}, base=data.store_commit,
-        content_types={DASHBOARD_PATH: "text/html"},
-    )
+    # The store keeps a copy when what it shows from the store changed (a version, a drift report, a canary
+    # decision): a refresh every 15 minutes that only moves the live-service numbers would otherwise add a
+    # ~130 KB commit to main each time. The local file is always refreshed.
+    digest = store_content_digest(data)
+    try:
+        unchanged = vs.get_object(repo, data.store_commit, DASHBOARD_DIGEST_PATH).decode() == digest
+    except NotFoundError:
+        unchanged = False
+    if unchanged:
+        commit = data.store_commit
+        context.log.info("store-derived content unchanged since the last stored dashboard: local file refreshed only")
+    else:
+        commit = publish_objects(
+            vs, repo, {DASHBOARD_PATH: page, DASHBOARD_DIGEST_PATH: digest.encode()}, branch_prefix="ops-dashboard",
+            message="ops_dashboard", metadata={"run_id": context.run.run_id}, base=data.store_commit,
+            content_types={DASHBOARD_PATH: "text/html"},
+        )
     numbers = key_numbers(data)
     metadata = {
         "path": dg.MetadataValue.path(str(local)),
@@ -88,6 +112,7 @@ def ops_dashboard(
         "data_commit": dg.MetadataValue.text(data.store_commit),
         "commit_out": dg.MetadataValue.text(commit),
         "size_bytes": len(page),
+        "stored": not unchanged,
         **{k: v for k, v in numbers.items() if isinstance(v, (int, float, str, bool))},
     }
     if not service.reachable:
