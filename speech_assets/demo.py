@@ -330,6 +330,28 @@ def print_summary(result: dict) -> None:
     )
 
 
+def print_operations_summary() -> None:
+    """What the audit trail says now: what happened, that it is intact, and which model serves on what data."""
+    from collections import Counter
+
+    from speech_assets.defs.storage.resources import version_store_from_env
+    from speech_assets.governance.audit import timeline, utc_now, verify_append_only
+    from speech_assets.governance.served import served_at
+    from speech_assets.training.artifacts import MODEL_NAME
+
+    resource = version_store_from_env()
+    vs, repo = resource.open(), resource.repository
+    counts = Counter(f"{e.action}" for e in timeline(vs, repo))
+    check = verify_append_only(vs, repo)
+    print("\n## Operations\n")
+    print("audit trail: " + ", ".join(f"{action} {n}" for action, n in sorted(counts.items())))
+    print(f"append-only over main's history: {'OK' if check.ok else 'BROKEN'} "
+          f"({check.commits_checked} commits, {check.audit_objects} audit objects)")
+    now = utc_now()
+    print(f"\n$ python -m speech_assets audit served-at {now.isoformat(timespec='seconds')}")
+    print(served_at(vs, repo, MODEL_NAME, now).text())
+
+
 def print_where() -> None:
     home = os.environ["DAGSTER_HOME"]
     print(
@@ -342,6 +364,10 @@ Inspect the store:  .venv/bin/python -m speech_assets store log
                     .venv/bin/python -m speech_assets store ls main metadata/
 The model registry: .venv/bin/python -m speech_assets models list asr   (models audit asr: every decision)
 The service:        .venv/bin/python -m speech_assets serving status     (serving stop: stop it)
+The audit trail:    .venv/bin/python -m speech_assets audit log -v        (audit served-at <ISO time>: which
+                    model served then, trained on what data; audit verify: append-only + hash chains)
+Privacy:            .venv/bin/python -m speech_assets erase --speaker ID --who NAME --why TEXT [--dry-run]
+The ops dashboard:  {data_home() / "reports" / "ops_dashboard.html"}   (runbook: docs/runbook.md)
 The Dagster UI (assets, metadata, sensors' tick logs): http://127.0.0.1:3000 while the demo's processes run;
   make stop         # stops the UI, the daemon and the service
   make ui           # = DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
@@ -405,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
 
                 story = run_story(daemon, args.story_utterances, args.workers, args.timeout * 3)
                 print_story_summary(story)
+            if serving:
+                print_operations_summary()
         keep = not args.stop_at_end
     finally:
         if keep:
