@@ -5,8 +5,15 @@
     audit            the soda data contract on the batch's metadata table, read back from that commit.
     publish_batch    merge the branch into main, only after the audit passed.
 
-A crash anywhere before the merge leaves `main` exactly as it was: the half-written branch is thrown away
-and rebuilt by the next run.
+A crash anywhere before the merge leaves `main` exactly as it was; the next run stages afresh on its own branch.
+
+Each run stages on its own branch, `ingest-<batch>-<hash>-<run>`, so two runs of one batch never write into each
+other's staging area. A publish writes a marker, `intake/published/<batch>.json`, naming the content hash and
+validation policy it published (its *publish key*) and the run: one fixed path written with different bytes by every
+run, so of two runs that raced from the same `main`, the second merge conflicts on it instead of publishing the batch
+twice. A run whose publish key `main` already holds is a no-op that says so (`AlreadyPublished`), whether it finds out
+before staging, mid-way (the winner tidied its branch away) or at the merge; the winner deletes every branch left by
+other (crashed or losing) runs of the same publish key.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 import os
 import time
 from collections import Counter
+from dataclasses import asdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +39,7 @@ from speech_assets.governance.audit import DATA_PUBLISH, new_event, stage_event
 from speech_assets.audio.validate import AudioRejected, ValidatedAudio, ValidationPolicy, safe_member_path, validate_audio
 from speech_assets.intake.contract import ContractResult, verify_batch_contract
 from speech_assets.intake.landing import LandingBatch
-from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
+from speech_assets.storage.base import DEFAULT_BRANCH, ConflictError, NotFoundError, StoreError, VersionStore
 
 METADATA_PREFIX = "metadata"
 AUDIO_PREFIX = "audio"
@@ -89,8 +97,63 @@ def rejections_path(batch_id: str) -> str:
     return f"{QUARANTINE_PREFIX}/{batch_id}/rejections.parquet"
 
 
-def branch_for(batch_id: str, content_hash: str) -> str:
-    return f"ingest-{batch_id}-{content_hash[:12]}"
+PUBLISHED_PREFIX = "intake/published"
+
+
+def published_marker_path(batch_id: str) -> str:
+    return f"{PUBLISHED_PREFIX}/{batch_id}.json"
+
+
+def branch_for(batch_id: str, content_hash: str, run_id: str | None = None) -> str:
+    """The staging branch of one run; without `run_id`, the prefix every run of that content shares."""
+    base = f"ingest-{batch_id}-{content_hash[:12]}"
+    return base if run_id is None else f"{base}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+
+
+def publish_key(content_hash: str, policy: ValidationPolicy) -> str:
+    """What makes a publish redundant: the same bytes validated under the same policy (a new policy re-ingests)."""
+    policy_json = json.dumps(asdict(policy), sort_keys=True, default=str)
+    return hashlib.sha256(f"{content_hash}\0{policy_json}".encode()).hexdigest()
+
+
+class AlreadyPublished(Exception):
+    """`main` already holds this batch with this content and policy: the run has nothing to do.
+
+    Not a data problem: a rerun after a crash that happened after the merge, or the loser of two runs of one batch.
+    """
+
+    def __init__(self, batch_id: str, record: dict, main_commit: str):
+        self.batch_id, self.record, self.main_commit = batch_id, record, main_commit
+        super().__init__(
+            f"batch {batch_id} (content {str(record.get('content_hash', ''))[:12]}) is already published on main "
+            f"by run {record.get('run_id')!r} (audited commit {str(record.get('audited_commit', ''))[:12]}); "
+            "this run changed nothing"
+        )
+
+
+def published_record(store: VersionStore, repo: str, batch_id: str, ref: str = DEFAULT_BRANCH) -> dict | None:
+    """The publish marker of `batch_id` at `ref` (None when the batch was never published there)."""
+    try:
+        return json.loads(store.get_object(repo, ref, published_marker_path(batch_id)))
+    except NotFoundError:
+        return None
+
+
+def _raise_if_published(store: VersionStore, repo: str, batch_id: str, key: str) -> None:
+    main = store.resolve(repo, DEFAULT_BRANCH)
+    record = published_record(store, repo, batch_id, main)
+    if record is not None and record.get("publish_key") == key:
+        raise AlreadyPublished(batch_id, record, main)
+
+
+def _delete_branches(store: VersionStore, repo: str, prefix: str, keep: str | None = None) -> None:
+    """Tidy the branches of other runs of one publish key; one that vanished meanwhile is fine."""
+    for name in store.list_branches(repo):
+        if name.startswith(prefix + "-") and name != keep:
+            try:
+                store.delete_branch(repo, name)
+            except NotFoundError:
+                pass
 
 
 @dataclass
@@ -110,6 +173,8 @@ class StagedBatch:
     metadata_sha256: str
     elapsed_s: float
     rejection_examples: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+    publish_key: str = ""
 
     def rejection_markdown(self) -> str:
         if not self.rejection_reasons:
@@ -221,18 +286,37 @@ def stage_batch(
     progress: Callable[[int, int], None] | None = None,
     committer: str = "speech_assets/intake",
 ) -> StagedBatch:
-    """Validate and write one batch to its own branch and commit it there. `main` is not touched."""
+    """Validate and write one batch to its own branch and commit it there. `main` is not touched.
+
+    Raises AlreadyPublished when `main` holds this batch with this content and policy already (checked before any
+    work, and again if the branch vanishes mid-way because a concurrent run published and tidied it away).
+    """
     policy = policy or ValidationPolicy()
-    started = time.perf_counter()
     content_hash = content_hash or batch.content_hash()
+    key = publish_key(content_hash, policy)
+    try:
+        _raise_if_published(store, repo, batch.batch_id, key)
+    except AlreadyPublished:
+        # e.g. the publishing run was killed between its merge and its clean-up: tidy what it left behind.
+        _delete_branches(store, repo, branch_for(batch.batch_id, content_hash))
+        raise
+    try:
+        return _stage(store, repo, batch, run_id, policy, content_hash, key, workers, progress, committer)
+    except StoreError:
+        _raise_if_published(store, repo, batch.batch_id, key)  # lost a race: say so rather than show the internals
+        raise
+
+
+def _stage(store, repo, batch, run_id, policy, content_hash, key, workers, progress, committer) -> StagedBatch:
+    started = time.perf_counter()
     batch_id = batch.batch_id
-    branch = branch_for(batch_id, content_hash)
+    branch = branch_for(batch_id, content_hash, run_id)
 
     base_commit = store.resolve(repo, DEFAULT_BRANCH)
-    # A branch left by a crashed run holds an unknown half-state: start over from main.
+    # A branch left by a crashed attempt of this very run holds an unknown half-state: start over from main.
     if branch in store.list_branches(repo):
         store.delete_branch(repo, branch)
-    store.create_branch(repo, branch, DEFAULT_BRANCH)
+    store.create_branch(repo, branch, base_commit)
 
     # A changed batch replaces its previous version wholesale: drop what main holds for this batch id.
     for prefix in (f"{AUDIO_PREFIX}/{batch_id}/", f"{QUARANTINE_PREFIX}/{batch_id}/"):
@@ -378,6 +462,8 @@ def stage_batch(
         metadata_sha256=metadata_sha,
         elapsed_s=time.perf_counter() - started,
         rejection_examples=examples,
+        run_id=run_id,
+        publish_key=key,
     )
 
 
@@ -397,9 +483,25 @@ def audit_batch(store: VersionStore, repo: str, staged: StagedBatch, policy: Val
 def publish_batch(
     store: VersionStore, repo: str, staged: StagedBatch, contract: ContractResult, run_id: str, actor: str = "intake"
 ) -> str:
-    """Merge an audited batch into main, its audit event with it. Refuses a batch whose contract failed."""
+    """Merge an audited batch into main, its audit event and publish marker with it; returns the merge commit.
+
+    Refuses a batch whose contract failed. Raises AlreadyPublished (main untouched by this run) when another run
+    published the same publish key first, before this run's merge or racing it.
+    """
     if not contract.passed:
         raise ValueError(f"batch {staged.batch_id} failed its data contract; it must not be published")
+    key = staged.publish_key or publish_key(staged.content_hash, ValidationPolicy())
+    try:
+        return _publish(store, repo, staged, run_id, actor, key)
+    except StoreError:
+        # ConflictError on the marker: a concurrent run merged first. NotFoundError on the branch: a run that
+        # published first deleted it. Either way, if main holds this key, this run is a no-op; else a real error.
+        _raise_if_published(store, repo, staged.batch_id, key)
+        raise
+
+
+def _publish(store: VersionStore, repo: str, staged: StagedBatch, run_id: str, actor: str, key: str) -> str:
+    _raise_if_published(store, repo, staged.batch_id, key)
     # The publish event rides on the batch's own branch (a second commit over the audited one, which it
     # names), so main gains the batch and its audit record in one merge: never one without the other.
     event = new_event(
@@ -413,6 +515,12 @@ def publish_batch(
          "metadata_sha256": staged.metadata_sha256, "contract": "passed"},
     )
     stage_event(store, repo, staged.branch, event)
+    # Different bytes from every run at one path: two runs that raced from one main conflict here on merge.
+    marker = {"batch_id": staged.batch_id, "publish_key": key, "content_hash": staged.content_hash,
+              "run_id": run_id, "audited_commit": staged.commit_id, "audit_event": event.event_id,
+              "metadata_sha256": staged.metadata_sha256, "accepted": staged.accepted, "rejected": staged.rejected}
+    store.put_object(repo, staged.branch, published_marker_path(staged.batch_id),
+                     json.dumps(marker, sort_keys=True, indent=1).encode(), content_type="application/json")
     store.commit(repo, staged.branch, f"audit: publish batch {staged.batch_id}",
                  metadata={"batch_id": staged.batch_id, "run_id": run_id, "audit_event": event.event_id})
     merged = store.merge(
@@ -428,8 +536,9 @@ def publish_batch(
             "contract": "passed",
         },
     )
-    # The branch has served its purpose; its commit stays reachable from main's history.
-    store.delete_branch(repo, staged.branch)
+    # The branch has served its purpose (its commits stay reachable from main's history); branches that crashed or
+    # losing runs of the same key left are tidied too. A losing run still staging finds its branch gone and stops.
+    _delete_branches(store, repo, branch_for(staged.batch_id, staged.content_hash))
     return merged
 
 
@@ -443,7 +552,10 @@ def ingest_batch(
     workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestResult:
-    """stage → audit → publish. A failed contract leaves the branch for inspection and main untouched."""
+    """stage → audit → publish. A failed contract leaves the branch for inspection and main untouched.
+
+    Raises AlreadyPublished (nothing changed) when main already holds this batch with this content and policy.
+    """
     staged = stage_batch(store, repo, batch, run_id=run_id, policy=policy, workers=workers, progress=progress)
     contract = audit_batch(store, repo, staged, policy)
     published = publish_batch(store, repo, staged, contract, run_id) if contract.passed else None

@@ -173,6 +173,9 @@ def test_canary_is_stepped_up_and_promoted_with_no_failed_request(world):
         before = Counter(users.by_version)
         time.sleep(1.5)
         after = +(users.by_version - before)  # who answered in the last 1.5 s
+    # the figures of this load-during-promotion run (quoted by tests/faults, which adds a hand rollback)
+    print(f"FIGURES canary_promotion_via_controller requests_sent={users.sent} failed={len(users.failed)} "
+          f"by_version={dict(users.by_version)} ticks={seen}")
     assert seen[-1] == "promote", seen
     assert seen.count("step") == 2  # 10 -> 50 -> 100, then promoted
     assert users.failed == [], users.failed[:3]
