@@ -13,7 +13,7 @@ validation policy it published (its *publish key*) and the run: one fixed path w
 run, so of two runs that raced from the same `main`, the second merge conflicts on it instead of publishing the batch
 twice. A run whose publish key `main` already holds is a no-op that says so (`AlreadyPublished`), whether it finds out
 before staging, mid-way (the winner tidied its branch away) or at the merge; the winner deletes every branch left by
-other (crashed or losing) runs of the same publish key.
+other (crashed or losing) runs of the same content.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ import json
 import os
 import time
 from collections import Counter
-from dataclasses import asdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -39,7 +38,7 @@ from speech_assets.governance.audit import DATA_PUBLISH, new_event, stage_event
 from speech_assets.audio.validate import AudioRejected, ValidatedAudio, ValidationPolicy, safe_member_path, validate_audio
 from speech_assets.intake.contract import ContractResult, verify_batch_contract
 from speech_assets.intake.landing import LandingBatch
-from speech_assets.storage.base import DEFAULT_BRANCH, ConflictError, NotFoundError, StoreError, VersionStore
+from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, StoreError, VersionStore
 
 METADATA_PREFIX = "metadata"
 AUDIO_PREFIX = "audio"
@@ -146,10 +145,11 @@ def _raise_if_published(store: VersionStore, repo: str, batch_id: str, key: str)
         raise AlreadyPublished(batch_id, record, main)
 
 
-def _delete_branches(store: VersionStore, repo: str, prefix: str, keep: str | None = None) -> None:
-    """Tidy the branches of other runs of one publish key; one that vanished meanwhile is fine."""
+def _delete_branches(store: VersionStore, repo: str, prefix: str) -> None:
+    """Tidy the staging branches of every run of one batch content (`branch_for` without a run); one that
+    vanished meanwhile is fine. A failed-contract branch of that content goes too: main now holds what supersedes it."""
     for name in store.list_branches(repo):
-        if name.startswith(prefix + "-") and name != keep:
+        if name.startswith(prefix + "-"):
             try:
                 store.delete_branch(repo, name)
             except NotFoundError:
