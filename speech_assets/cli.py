@@ -67,6 +67,10 @@ def _store_main(argv: list[str]) -> int:
                 print(f"        content file moved aside to {moved}" if moved else "        (no content file to move)")
         print(f"fsck {args.ref} ({report.commit[:12]}): {report.objects} objects, {report.bytes} bytes, "
               f"{len(report.damaged)} damaged")
+        if hasattr(store, "remove_stale_temp_files"):  # temp files of writers killed mid-write (local store)
+            removed = store.remove_stale_temp_files()
+            if removed:
+                print(f"removed {len(removed)} stale temp file(s) left by killed writers")
         return 0 if report.ok else 1
     elif args.cmd == "repair":
         if not hasattr(store, "repair_blob"):

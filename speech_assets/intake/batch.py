@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from speech_assets.audio.corpora import LandingEntry, read_entries
 from speech_assets.audio.pii import sanitize_transcript
-from speech_assets.governance.audit import DATA_PUBLISH, new_event, stage_event
+from speech_assets.governance.audit import DATA_PUBLISH, ERASURE, new_event, read_events, stage_event
 from speech_assets.audio.validate import AudioRejected, ValidatedAudio, ValidationPolicy, safe_member_path, validate_audio
 from speech_assets.intake.contract import ContractResult, verify_batch_contract
 from speech_assets.intake.landing import LandingBatch
@@ -175,6 +175,7 @@ class StagedBatch:
     rejection_examples: dict[str, str] = field(default_factory=dict)
     run_id: str = ""
     publish_key: str = ""
+    erased_speaker_rows: int = 0  # rows of speakers erased earlier: neither stored nor quarantined, only counted
 
     def rejection_markdown(self) -> str:
         if not self.rejection_reasons:
@@ -329,6 +330,10 @@ def _stage(store, repo, batch, run_id, policy, content_hash, key, workers, progr
         pass
 
     entries = read_entries(batch.path)
+    # Speakers erased earlier (`erase --speaker`) must not come back through a re-upload or a re-run of an old
+    # batch under a new policy: their rows are counted and skipped — not quarantined, which would keep the bytes.
+    erased = erased_speaker_digests(store, repo, base_commit)
+    erased_rows = 0
     rows: list[dict] = []
     rejections: list[dict] = []
     reasons: Counter[str] = Counter()
@@ -344,6 +349,13 @@ def _stage(store, repo, batch, run_id, policy, content_hash, key, workers, progr
         for outcome in pool.map(lambda e: _examine(batch.path, e, policy), entries):
             entry = outcome.entry
             source_bytes += len(outcome.source_bytes or b"")
+            speaker = _as_str(entry.fields.get("speaker")) if entry.fields else None
+            if erased and speaker and hashlib.sha256(speaker.encode("utf-8")).hexdigest() in erased:
+                erased_rows += 1
+                done += 1
+                if progress:
+                    progress(done, len(entries))
+                continue
             clean = sanitize_transcript(entry.text) if entry.text else None
             if outcome.reason is None and outcome.audio is not None:
                 audio = outcome.audio
@@ -442,6 +454,7 @@ def _stage(store, repo, batch, run_id, policy, content_hash, key, workers, progr
             "audio_seconds": f"{audio_seconds:.3f}",
             "metadata_sha256": metadata_sha,
             "rejection_reasons": json.dumps(dict(sorted(reasons.items()))),
+            "erased_speaker_rows": str(erased_rows),
         },
         committer=committer,
         allow_empty=True,
@@ -464,6 +477,15 @@ def _stage(store, repo, batch, run_id, policy, content_hash, key, workers, progr
         rejection_examples=examples,
         run_id=run_id,
         publish_key=key,
+        erased_speaker_rows=erased_rows,
+    )
+
+
+def erased_speaker_digests(store: VersionStore, repo: str, ref: str) -> frozenset[str]:
+    """SHA-256 digests of every speaker erased on `ref` (from the erasure events of the audit trail)."""
+    return frozenset(
+        e.evidence["speaker_sha256"] for e in read_events(store, repo, ref, action=ERASURE)
+        if e.evidence.get("speaker_sha256")
     )
 
 
@@ -511,6 +533,7 @@ def _publish(store: VersionStore, repo: str, staged: StagedBatch, run_id: str, a
         {"batch_id": staged.batch_id, "content_hash": staged.content_hash, "audited_commit": staged.commit_id,
          "base_commit": staged.base_commit, "run_id": run_id, "accepted": staged.accepted,
          "rejected": staged.rejected, "rejection_reasons": staged.rejection_reasons,
+         "erased_speaker_rows": staged.erased_speaker_rows,
          "redactions": staged.redactions, "metadata": metadata_path(staged.batch_id),
          "metadata_sha256": staged.metadata_sha256, "contract": "passed"},
     )

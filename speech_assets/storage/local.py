@@ -661,6 +661,19 @@ class LocalVersionStore:
         os.replace(src, dest)
         return dest
 
+    def remove_stale_temp_files(self, older_than_s: float = 3600.0) -> list[Path]:
+        """Delete `.tmp-*` files a killed writer left in the content folders (nothing refers to them; a writer
+        still running renames its temp file within seconds, hence the age limit). Returns what was removed."""
+        cutoff = time.time() - older_than_s
+        removed = []
+        for folder in (self._objects, self._trees):
+            for tmp in folder.glob("*/.tmp-*"):
+                with contextlib.suppress(FileNotFoundError):
+                    if tmp.stat().st_mtime < cutoff:
+                        tmp.unlink()
+                        removed.append(tmp)
+        return removed
+
     def repair_blob(self, data: bytes, expected_checksum: str) -> Path:
         """Put back the content of `expected_checksum` from good bytes (a backup, the landing file, a rerun).
 

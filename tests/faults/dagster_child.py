@@ -43,6 +43,8 @@ def main() -> int:
     with open(out, "w") as f:
         json.dump({"success": result.success, "started": started,
                    "published": bool(mats and mats[0].metadata["published"].value),
+                   "already_published": bool(mats and "already_published" in mats[0].metadata),
+                   "by_run": mats[0].metadata["published_by_run"].value if mats and "published_by_run" in mats[0].metadata else "",
                    "failure": [_root(e) for e in failures]}, f)
     return 0
 

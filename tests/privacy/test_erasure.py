@@ -216,3 +216,20 @@ def test_a_test_split_speaker_leaves_the_probe_set_and_the_evaluation_rows(store
     assert after.items == () and after.commit == probe.commit
     left = pq.read_table(io.BytesIO(store.get_object(REPO, "main", "evaluations/abc/rows.parquet"))).to_pylist()
     assert [r["speaker"] for r in left] == ["spk1"]
+
+
+def test_an_erased_speaker_does_not_come_back_through_a_rerun_of_an_old_batch(store, published):
+    from speech_assets.audio.validate import ValidationPolicy
+    from speech_assets.intake.batch import ingest_batch
+    from speech_assets.intake.landing import scan_landing
+
+    erase_speaker(store, REPO, TARGET, actor="dpo", reason="request 7")
+    (day1,) = [b for b in scan_landing(published.parent / "landing") if b.batch_id == "day-01"]
+    # a different validation policy re-ingests the batch (same content would be a no-op: already published)
+    result = ingest_batch(store, REPO, day1, run_id="rerun", policy=ValidationPolicy(min_duration_s=0.2))
+    assert result.published and result.staged.erased_speaker_rows == 2
+    rows = pq.read_table(io.BytesIO(store.get_object(REPO, "main", metadata_path("day-01")))).to_pylist()
+    assert TARGET not in {r["speaker"] for r in rows} and len(rows) == 4
+    assert not list(store.list_objects(REPO, "main", "quarantine/day-01/"))  # skipped, not kept in quarantine
+    event = [e for e in read_events(store, REPO, action="data_publish") if e.evidence["run_id"] == "rerun"]
+    assert event and event[0].evidence["erased_speaker_rows"] == 2

@@ -54,3 +54,18 @@ def test_fsck_finds_flipped_and_missing_content_and_repair_restores_every_commit
     assert check_objects(store, REPO).ok
     assert store.get_object(REPO, "main", "audio/b/1.wav") == good  # no new commit needed: same content address
     assert len(store.log(REPO, "main")) == 2  # the initial commit and "three clips"
+
+
+def test_fsck_removes_temp_files_of_killed_writers_but_not_fresh_ones(store, capsys):
+    import os
+    import time
+
+    folder = store.object_path(REPO, "main", "audio/b/0.wav").parent
+    stale, fresh = folder / ".tmp-killed", folder / ".tmp-writing"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    assert cli_main(["store", "fsck"]) == 0
+    assert "removed 1 stale temp file" in capsys.readouterr().out
+    assert not stale.exists() and fresh.exists()
