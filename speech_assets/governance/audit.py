@@ -206,7 +206,8 @@ def verify_append_only(store: VersionStore, repo: str, ref: str = DEFAULT_BRANCH
 def format_entries(entries: Iterable[TimelineEntry], verbose: bool = False) -> str:
     lines = []
     for e in entries:
-        lines.append(f"{e.ts}  {e.kind:<8} {e.action:<13} {e.actor:<18} {e.subject}  — {e.summary}")
+        ts = iso(parse_time(e.ts))  # one spelling for both kinds (the registry writes +00:00, events Z)
+        lines.append(f"{ts}  {e.kind:<8} {e.action:<13} {e.actor:<18} {e.subject}  — {e.summary}")
         if verbose and e.evidence:
             lines.append(f"    evidence: {json.dumps(e.evidence, sort_keys=True, default=str)}")
     return "\n".join(lines)

@@ -79,7 +79,8 @@ class ServedAt:
                     pub = d.published.get(batch)
                     out.append(f"      {batch:<24} {split_text}" + (f"  (published {pub})" if pub else ""))
             if s.erasure_marks:
-                out.append(f"    marked by erasure(s): {', '.join(s.erasure_marks)} — trained on since-erased data")
+                out.append(f"    marked (as of now) by erasure(s) {', '.join(s.erasure_marks)}: its training data held "
+                           "speech erased since")
         return "\n".join(out)
 
 
@@ -101,14 +102,9 @@ def _training_data(store: VersionStore, repo: str, commit: str, published: dict[
 
 
 def _erasure_marks(store: VersionStore, repo: str, ref: str, model: str, version: str) -> tuple[str, ...]:
-    import json
+    from speech_assets.privacy.erasure import erasure_marks  # privacy builds on intake; imported where needed
 
-    try:
-        body = json.loads(store.get_object(repo, ref, f"governance/erasure_marks/{model}/{version}.json"))
-    except NotFoundError:
-        return ()
-    marks = body.get("erasures", body) if isinstance(body, dict) else body
-    return tuple(str(m.get("erasure_id", m)) if isinstance(m, dict) else str(m) for m in marks)
+    return tuple(erasure_marks(store, repo, model, ref).get(version, ()))
 
 
 def served_at(store: VersionStore, repo: str, model: str, at: datetime, ref: str = DEFAULT_BRANCH) -> ServedAt:

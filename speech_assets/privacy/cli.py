@@ -85,8 +85,8 @@ def _erase(store, repo, args) -> int:
     if not result.affected_models:
         print("  no registered model trained on this speaker")
     if result.source_refs:
-        print(f"  the landing zone still holds {len(result.source_refs)} source files of this speaker; delete them "
-              f"there (re-ingesting the batch would bring them back):")
+        print(f"  the landing zone (the uploader's inbox) still holds {len(result.source_refs)} source files of this "
+              f"speaker: intake skips an erased speaker's rows in any later run, but delete them at the source:")
         for ref in result.source_refs:
             print(f"    {ref}")
     if not args.dry_run:

@@ -38,8 +38,8 @@ What erasure from `main` does NOT do (documented limits):
   the local store: its own garbage collection of unreferenced blobs).  Reads of `main` — what the pipeline,
   training and serving use — no longer see them.
 * The landing zone (the source files intake read) is outside the store: `ErasureResult.source_refs` lists them so
-  an operator can delete them; re-materializing `raw_audio` for a batch whose landing copy still exists would
-  ingest the speaker again (a later erasure would find and remove them again).
+  an operator can delete them. Intake will not bring the speaker back meanwhile: it reads the erasure events and
+  skips (counts, does not store or quarantine) an erased speaker's rows in any later run of any batch.
 * Quarantine keeps rejected files of rows that never entered the corpus; intake does not record their speaker,
   so they cannot be attributed here (the retention sweep removes their audio with the batch's).
 * Aggregates that mix many speakers (drift references, drift reports, the stats of other batches) are kept; a

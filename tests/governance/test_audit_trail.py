@@ -144,3 +144,16 @@ def test_audit_cli_log_served_at_and_verify(history, tmp_path, monkeypatch, caps
     assert "production 1.1.0" in text and "day-01" in text and "5 utterances" in text
     assert cli_main(["audit", "verify"]) == 0
     assert "append-only: OK" in capsys.readouterr().out
+
+
+def test_served_at_names_the_erasures_that_marked_a_served_version(history):
+    from speech_assets.privacy.erasure import erase_speaker
+
+    store, _ = history
+    result = erase_speaker(store, REPO, "a0", actor="dpo", reason="request 9")
+    answer = served_at(store, REPO, "asr", T0 + timedelta(hours=3.5))
+    (prod,) = answer.serving
+    assert prod.erasure_marks == (result.erasure_id,)
+    assert f"erasure(s) {result.erasure_id}" in answer.text()
+    kinds = [(e.kind, e.action) for e in timeline(store, REPO)]
+    assert kinds[-1] == ("platform", "erasure")
