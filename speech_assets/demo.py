@@ -462,6 +462,8 @@ def configure_loop(args) -> None:
     retrain_eval = {**json.loads(args.eval_config), "baseline_utterances": 0}  # the baseline was measured once
     os.environ["SPEECH_ASSETS_RETRAIN"] = json.dumps({
         "cooldown_minutes": 0, "min_new_utterances": 10**9, "train_config_json": retrain_train,
+        # after an erasure, the retrain starts from scratch: the first model's budget, not the fine-tune's
+        "scratch_train_config_json": {**DEMO_FIRST_TRAINING, **json.loads(args.train_config)},
         "eval_config_json": retrain_eval,
     })
 

@@ -185,14 +185,15 @@ def test_models_trained_on_the_speaker_are_marked_and_production_is_retrained_on
 
     # the retrain sensor asks for one retrain of the marked production model, from scratch
     resources = {"store": VersionStoreResource(local_root=str(tmp_path / "store"), repository=REPO),
-                 "retrain": RetrainSettings(min_new_utterances=10**6)}
+                 "retrain": RetrainSettings(min_new_utterances=10**6, scratch_train_config_json='{"epochs": 3}')}
     with dg.instance_for_test() as instance:
         first = retrain_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         (request,) = first.run_requests
         assert request.run_key == f"retrain-erasure-{result.erasure_id}"
         assert request.tags["speech_assets/trigger"] == "erasure"
         assert request.tags["speech_assets/erasures"] == result.erasure_id
-        assert request.run_config["ops"]["asr_checkpoint"]["config"]["warm_start"] is False
+        # the fine-tune's short schedule (RetrainSettings' train_config: 2 epochs, warm start) is replaced whole
+        assert request.run_config["ops"]["asr_checkpoint"]["config"] == {"epochs": 3, "warm_start": False}
         again = retrain_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
         assert isinstance(again, dg.SkipReason)
         assert result.erasure_id in json.loads(first.cursor)["state"]["handled_erasures"]

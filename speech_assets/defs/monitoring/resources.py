@@ -22,6 +22,9 @@ class RetrainSettings(dg.ConfigurableResource):
     max_model_age_hours: float = 7 * 24.0
     retrain_on_erasure: bool = True  # a production model trained on since-erased speech is retrained from scratch
     train_config_json: str = json.dumps({"warm_start": True, "epochs": 2})
+    # a retrain from scratch (after an erasure marked the production model) gets a first training's budget, not the
+    # fine-tune's: "{}" = TrainingConfig's defaults
+    scratch_train_config_json: str = "{}"
     eval_config_json: str = "{}"
 
     def policy(self) -> RetrainPolicy:
@@ -42,7 +45,7 @@ class RetrainSettings(dg.ConfigurableResource):
 
 def retrain_from_env() -> RetrainSettings:
     overrides = json.loads(os.environ.get("SPEECH_ASSETS_RETRAIN", "{}"))
-    for key in ("train_config_json", "eval_config_json"):
+    for key in ("train_config_json", "eval_config_json", "scratch_train_config_json"):
         if key in overrides and not isinstance(overrides[key], str):
             overrides[key] = json.dumps(overrides[key])
     return RetrainSettings(**overrides)

@@ -97,7 +97,7 @@ def retrain_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResou
     tags = {"speech_assets/trigger": decision.trigger, "speech_assets/data_commit": decision.data_commit,
             "speech_assets/reason": decision.reason[:250]}
     if decision.from_scratch or marks:
-        run_config = _from_scratch(run_config)
+        run_config = _from_scratch(run_config, json.loads(retrain.scratch_train_config_json))
         tags["speech_assets/erasures"] = ",".join(decision.erasures or marks)[:250]
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=decision.run_key, run_config=run_config, tags=tags)],
@@ -105,10 +105,14 @@ def retrain_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResou
     )
 
 
-def _from_scratch(run_config: dict) -> dict:
-    """The retrain's run config with `warm_start` off (the production model learned from erased data)."""
+def _from_scratch(run_config: dict, scratch_config: dict) -> dict:
+    """The retrain's run config training from scratch (the production model learned from erased data).
+
+    The whole training config is replaced, not just `warm_start`: a fine-tune's short schedule (one epoch, a step
+    cap, a higher learning rate) is far too little for a model started from random weights — seen in the demo: 150
+    steps from scratch reached 49.8 % WER and the gate rejected it."""
     ops = dict(run_config.get("ops", {}))
     ckpt = dict(ops.get("asr_checkpoint", {}))
-    ckpt["config"] = {**ckpt.get("config", {}), "warm_start": False}
+    ckpt["config"] = {**scratch_config, "warm_start": False}
     ops["asr_checkpoint"] = ckpt
     return {**run_config, "ops": ops}
