@@ -76,7 +76,7 @@ def test_the_commands(store, capsys):
     assert store.resolve(REPO, "main") == head
     assert main(["erase", "--speaker", TARGET, "--who", "dpo", "--why", "ticket 7"], factory) == 0
     out = capsys.readouterr().out
-    assert "erased 4 utterances" in out and "commit " in out and "landing zone still holds 4" in out
+    assert "erased 4 utterances" in out and "commit " in out and "still holds 4 source files of this speaker: intake skips" in out
     assert main(["erase", "--speaker", TARGET, "--who", "dpo", "--why", "ticket 7"], factory) == 0
     assert "nothing to erase" in capsys.readouterr().out
     assert main(["erase", "status"], factory) == 0
