@@ -12,15 +12,12 @@ training manifest, read back to list the batches (with their publish events) and
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from speech_assets.governance.audit import DATA_PUBLISH, parse_time, read_events
-from speech_assets.intake.manifest import MANIFEST_PATH
+from speech_assets.intake.manifest import read_manifest_rows
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
 
@@ -86,12 +83,9 @@ class ServedAt:
 
 def _training_data(store: VersionStore, repo: str, commit: str, published: dict[str, str]) -> TrainingData:
     try:
-        table = pq.read_table(io.BytesIO(store.get_object(repo, commit, MANIFEST_PATH)))
+        rows = read_manifest_rows(store, repo, commit)
     except NotFoundError:
         return TrainingData(commit, {}, 0, 0)
-    if not table.num_rows:
-        return TrainingData(commit, {}, 0, 0)
-    rows = table.select(["batch_id", "split", "speaker_key"]).to_pylist()
     batches: dict[str, dict[str, int]] = {}
     for r in rows:
         splits = batches.setdefault(r["batch_id"], {})

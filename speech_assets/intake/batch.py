@@ -38,6 +38,7 @@ from speech_assets.governance.audit import DATA_PUBLISH, ERASURE, new_event, rea
 from speech_assets.audio.validate import AudioRejected, ValidatedAudio, ValidationPolicy, safe_member_path, validate_audio
 from speech_assets.intake.contract import ContractResult, verify_batch_contract
 from speech_assets.intake.landing import LandingBatch
+from speech_assets.privacy.pseudonym import speaker_sha256
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, StoreError, VersionStore
 
 METADATA_PREFIX = "metadata"
@@ -350,7 +351,7 @@ def _stage(store, repo, batch, run_id, policy, content_hash, key, workers, progr
             entry = outcome.entry
             source_bytes += len(outcome.source_bytes or b"")
             speaker = _as_str(entry.fields.get("speaker")) if entry.fields else None
-            if erased and speaker and hashlib.sha256(speaker.encode("utf-8")).hexdigest() in erased:
+            if erased and speaker and speaker_sha256(speaker) in erased:
                 erased_rows += 1
                 done += 1
                 if progress:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from speech_assets.serving import metrics as prom
+from speech_assets.serving.metrics import counters_from_json, counters_to_json  # re-exported: the sensor keeps scrapes in its cursor
 
 __all__ = [
     "Alert",
@@ -279,23 +280,6 @@ class SLOState:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> SLOState:
         return cls(dict((d or {}).get("breaching") or {}))
-
-
-def counters_to_json(counters: Mapping[str, prom.VersionCounters]) -> dict:
-    """A scrape as JSON (a sensor cursor keeps the previous one to close the next window)."""
-    return {v: {**asdict(c), "latency_buckets": {repr(k): n for k, n in c.latency_buckets.items()},
-                "confidence_buckets": {repr(k): n for k, n in c.confidence_buckets.items()}}
-            for v, c in counters.items()}
-
-
-def counters_from_json(data: Mapping[str, Any] | None) -> dict[str, prom.VersionCounters]:
-    out = {}
-    for v, c in (data or {}).items():
-        c = dict(c)
-        c["latency_buckets"] = {float(k): n for k, n in c.get("latency_buckets", {}).items()}
-        c["confidence_buckets"] = {float(k): n for k, n in c.get("confidence_buckets", {}).items()}
-        out[v] = prom.VersionCounters(**c)
-    return out
 
 
 def evaluate_slo(

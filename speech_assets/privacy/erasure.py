@@ -68,6 +68,7 @@ from speech_assets.features.store import FEATURES_PREFIX
 from speech_assets.governance.audit import ERASURE, PlatformEvent, model_names, new_event, read_events, stage_event
 from speech_assets.intake.batch import METADATA_PREFIX, metadata_path
 from speech_assets.intake.manifest import MANIFEST_PATH, assert_speaker_disjoint, build_manifest
+from speech_assets.privacy.pseudonym import speaker_sha256
 from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet
 from speech_assets.storage.base import DEFAULT_BRANCH, ConflictError, NotFoundError, VersionStore
 
@@ -80,10 +81,6 @@ MAX_ATTEMPTS = 3  # re-plan on a merge conflict (main moved under us) at most th
 
 class UnknownSpeakerError(LookupError):
     """Main holds no utterance of this speaker and no erasure of it was ever recorded."""
-
-
-def speaker_sha256(speaker_id: str) -> str:
-    return hashlib.sha256(speaker_id.encode("utf-8")).hexdigest()
 
 
 def speaker_subject(speaker_id: str) -> str:

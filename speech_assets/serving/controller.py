@@ -63,22 +63,6 @@ def _clean(value):
     return value
 
 
-def _dump_counters(counters: dict[str, prom.VersionCounters]) -> dict:
-    return {v: {**asdict(c), "latency_buckets": {repr(k): n for k, n in c.latency_buckets.items()},
-                "confidence_buckets": {repr(k): n for k, n in c.confidence_buckets.items()}}
-            for v, c in counters.items()}
-
-
-def _load_counters(data: dict) -> dict[str, prom.VersionCounters]:
-    out = {}
-    for v, c in data.items():
-        c = dict(c)
-        c["latency_buckets"] = {float(k): n for k, n in c["latency_buckets"].items()}
-        c["confidence_buckets"] = {float(k): n for k, n in c["confidence_buckets"].items()}
-        out[v] = prom.VersionCounters(**c)
-    return out
-
-
 class CanaryController:
     def __init__(
         self,
@@ -124,13 +108,13 @@ class CanaryController:
         now = self.scrape(status.url)
         window_id = f"{routing.challenger.version}@{routing.revision}"
         if cursor.get("window") != window_id:
-            cursor = {"window": window_id, "opened_at": self.clock(), "baseline": _dump_counters(now)}
+            cursor = {"window": window_id, "opened_at": self.clock(), "baseline": prom.counters_to_json(now)}
             return TickOutcome(
                 "window_opened",
                 f"evidence window opened for {routing.challenger.version} at {routing.weight:g}% "
                 f"(routing revision {routing.revision})", cursor, routing,
             )
-        window = prom.window(now, _load_counters(cursor["baseline"]))
+        window = prom.window(now, prom.counters_from_json(cursor["baseline"]))
         champ = window.get(routing.champion.version, VersionMetrics())
         chal = window.get(routing.challenger.version, VersionMetrics())
         if chal.requests < self.policy.min_requests and chal.errors == 0:
@@ -195,7 +179,7 @@ class CanaryController:
                                     f"canary rolled back: {decision.reason}", evidence=evidence)
             new = routing.rolled_back()
         self.target.apply_routing(new)
-        next_cursor = ({"window": f"{v}@{new.revision}", "opened_at": self.clock(), "baseline": _dump_counters(now)}
+        next_cursor = ({"window": f"{v}@{new.revision}", "opened_at": self.clock(), "baseline": prom.counters_to_json(now)}
                        if new.challenger is not None else {})
         verb = {"step": f"stepped {v} to {decision.weight:g}%", "promote": f"promoted {v}",
                 "rollback": f"rolled back {v}"}[decision.action]

@@ -17,7 +17,8 @@ the bucket, as Prometheus' histogram_quantile does).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -101,6 +102,23 @@ def _delta(cur: VersionCounters, prev: VersionCounters | None) -> VersionCounter
         confidence_count=cur.confidence_count - prev.confidence_count,
         confidence_buckets={k: v - prev.confidence_buckets.get(k, 0.0) for k, v in cur.confidence_buckets.items()},
     )
+
+
+def counters_to_json(counters: Mapping[str, VersionCounters]) -> dict:
+    """A scrape as JSON: a sensor cursor keeps it to close the next window (the canary's and the SLO alert's)."""
+    return {v: {**asdict(c), "latency_buckets": {repr(k): n for k, n in c.latency_buckets.items()},
+                "confidence_buckets": {repr(k): n for k, n in c.confidence_buckets.items()}}
+            for v, c in counters.items()}
+
+
+def counters_from_json(data: Mapping[str, Any] | None) -> dict[str, VersionCounters]:
+    out = {}
+    for v, c in (data or {}).items():
+        c = dict(c)
+        c["latency_buckets"] = {float(k): n for k, n in c.get("latency_buckets", {}).items()}
+        c["confidence_buckets"] = {float(k): n for k, n in c.get("confidence_buckets", {}).items()}
+        out[v] = VersionCounters(**c)
+    return out
 
 
 def window(cur: dict[str, VersionCounters], prev: dict[str, VersionCounters] | None = None) -> dict[str, VersionMetrics]:

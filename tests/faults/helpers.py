@@ -17,6 +17,13 @@ from speech_assets.storage.local import LocalVersionStore
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def write_signal(path: Path, text: str) -> None:
+    """What a child process tells its parent, written whole (the parent polls these files)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def report(tmp_path: Path, name: str, figures: dict) -> dict:
     """Print a test's figures (one `FIGURES` line, shown with -s or on failure) and keep them as JSON."""
     print(f"FIGURES {name} {json.dumps(figures, sort_keys=True, default=str)}")

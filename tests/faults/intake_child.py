@@ -24,12 +24,7 @@ from pathlib import Path
 
 from speech_assets.intake.landing import LandingBatch
 from speech_assets.storage.local import LocalVersionStore
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from tests.faults.helpers import write_signal as _write
 
 
 def main() -> int:

@@ -20,14 +20,9 @@ from pathlib import Path
 
 from speech_assets.model.train import TrainConfig, checkpoint_bytes, state_digest, train
 from speech_assets.storage.local import LocalVersionStore
+from tests.faults.helpers import write_signal as _write
 from speech_assets.training.artifacts import save_checkpoint
 from tests.model.test_model import TINY, tiny_data
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def main() -> int:
