@@ -335,7 +335,8 @@ def print_operations_summary() -> None:
     from collections import Counter
 
     from speech_assets.defs.storage.resources import version_store_from_env
-    from speech_assets.governance.audit import timeline, utc_now, verify_append_only
+    from speech_assets.governance.audit import timeline, verify_append_only
+    from speech_assets.storage.audit_log import utc_now
     from speech_assets.governance.served import served_at
     from speech_assets.training.artifacts import MODEL_NAME
 

@@ -37,6 +37,7 @@ No Dagster import: pure domain code.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -259,3 +260,9 @@ def sanitize_transcript(text: str) -> SanitizedTranscript:
     out = _WRITTEN_NUMBER.sub(written_number, out)
     out = _SPOKEN_RUN.sub(spoken_run, out)
     return SanitizedTranscript(text=out, counts=counts)
+
+
+def speaker_sha256(speaker_id: str) -> str:
+    """How a speaker is named where their id must not be: the audit trail, and intake's check for erased speakers.
+    One definition for both, so the digest an erasure records is the one intake compares against."""
+    return hashlib.sha256(speaker_id.encode("utf-8")).hexdigest()

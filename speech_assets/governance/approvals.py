@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from speech_assets.governance.audit import APPROVAL, PlatformEvent, new_event, read_events, record_event
+from speech_assets.storage.audit_log import APPROVAL, PlatformEvent, new_event, read_events, record_event
 from speech_assets.governance.policy import GATED_STAGES, ReleasePolicy, load_policy
 from speech_assets.registry.registry import ALLOWED_TRANSITIONS, ModelRegistry, Stage, UnknownVersionError, stages_path
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore

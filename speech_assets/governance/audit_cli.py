@@ -15,7 +15,11 @@ import argparse
 import json
 import sys
 
-from speech_assets.governance.audit import format_entries, model_names, parse_time, timeline, verify_append_only
+from speech_assets.governance.audit import format_entries, timeline, verify_append_only
+
+from speech_assets.registry.registry import model_names
+
+from speech_assets.storage.audit_log import parse_time
 from speech_assets.governance.served import served_at
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.storage.base import StoreError

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from speech_assets.evaluation.promotion import PromotionPolicy
-from speech_assets.governance.audit import POLICY_CHANGE, new_event, stage_event
+from speech_assets.storage.audit_log import POLICY_CHANGE, new_event, stage_event
 from speech_assets.serving.canary import CanaryPolicy
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from speech_assets.governance.audit import DATA_PUBLISH, parse_time, read_events
+from speech_assets.storage.audit_log import DATA_PUBLISH, parse_time, read_events
 from speech_assets.intake.manifest import read_manifest_rows
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
@@ -96,7 +96,7 @@ def _training_data(store: VersionStore, repo: str, commit: str, published: dict[
 
 
 def _erasure_marks(store: VersionStore, repo: str, ref: str, model: str, version: str) -> tuple[str, ...]:
-    from speech_assets.privacy.erasure import erasure_marks  # privacy builds on intake; imported where needed
+    from speech_assets.registry.marks import erasure_marks  # privacy builds on intake; imported where needed
 
     return tuple(erasure_marks(store, repo, model, ref).get(version, ()))
 

@@ -34,11 +34,11 @@ import pyarrow.parquet as pq
 
 from speech_assets.audio.corpora import LandingEntry, read_entries
 from speech_assets.audio.pii import sanitize_transcript
-from speech_assets.governance.audit import DATA_PUBLISH, ERASURE, new_event, read_events, stage_event
+from speech_assets.storage.audit_log import DATA_PUBLISH, ERASURE, new_event, read_events, stage_event
 from speech_assets.audio.validate import AudioRejected, ValidatedAudio, ValidationPolicy, safe_member_path, validate_audio
 from speech_assets.intake.contract import ContractResult, verify_batch_contract
 from speech_assets.intake.landing import LandingBatch
-from speech_assets.privacy.pseudonym import speaker_sha256
+from speech_assets.audio.pii import speaker_sha256
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, StoreError, VersionStore
 
 METADATA_PREFIX = "metadata"

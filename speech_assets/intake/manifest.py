@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from speech_assets.storage.base import DEFAULT_BRANCH
+from speech_assets.storage.layout import MANIFEST_PATH, METADATA_PREFIX, RETENTION_PREFIX  # noqa: F401
+
 # Fractions out of 100 hash buckets.
 DEFAULT_SPLIT_PERCENT = {"train": 80, "dev": 10, "test": 10}
 
@@ -117,7 +120,19 @@ def assert_speaker_disjoint(manifest: pa.Table) -> None:
             raise AssertionError(f"{key} appears in both {seen[key]} and {split}")
 
 
-MANIFEST_PATH = "manifest/audio_manifest.parquet"
+def swept_batches(store, repo: str, ref: str = DEFAULT_BRANCH) -> dict[str, dict]:
+    """batch id -> its retention tombstone: batches whose raw audio was removed on purpose (by privacy.retention).
+
+    Kept beside the manifest because every reader of the corpus's audio needs it: a swept batch is in the
+    manifest (its transcripts and features are kept) but its audio is gone."""
+    import json
+
+    out = {}
+    for obj in store.list_objects(repo, ref, f"{RETENTION_PREFIX}/"):
+        if obj.path.endswith(".json"):
+            body = json.loads(store.get_object(repo, ref, obj.path))
+            out[body["batch_id"]] = body
+    return out
 
 
 def read_manifest_rows(store, repo: str, ref: str) -> list[dict]:
@@ -150,7 +165,7 @@ def publish_manifest(store, repo: str, run_id: str, percent: dict[str, int] = DE
     read_commit = store.resolve(repo, DEFAULT_BRANCH)
     tables = [
         pq.read_table(io.BytesIO(store.get_object(repo, read_commit, obj.path)))
-        for obj in store.list_objects(repo, read_commit, "metadata/")
+        for obj in store.list_objects(repo, read_commit, f"{METADATA_PREFIX}/")
         if obj.path.endswith(".parquet")
     ]
     manifest = build_manifest(tables, percent)

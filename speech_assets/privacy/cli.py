@@ -96,8 +96,9 @@ def _erase(store, repo, args) -> int:
 
 
 def _status(store, repo, args) -> int:
-    from speech_assets.governance.audit import model_names
-    from speech_assets.privacy.erasure import erasure_marks, list_erasures
+    from speech_assets.registry.registry import model_names
+    from speech_assets.registry.marks import erasure_marks
+    from speech_assets.privacy.erasure import list_erasures
 
     events = list_erasures(store, repo)
     marks = {name: erasure_marks(store, repo, name) for name in model_names(store, repo)}

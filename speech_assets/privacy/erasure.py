@@ -65,14 +65,16 @@ import pyarrow.parquet as pq
 
 from speech_assets.features.stats import batch_stats
 from speech_assets.features.store import FEATURES_PREFIX
-from speech_assets.governance.audit import ERASURE, PlatformEvent, model_names, new_event, read_events, stage_event
+from speech_assets.storage.audit_log import ERASURE, PlatformEvent, new_event, read_events, stage_event
+from speech_assets.registry.registry import model_names
 from speech_assets.intake.batch import METADATA_PREFIX, metadata_path
 from speech_assets.intake.manifest import MANIFEST_PATH, assert_speaker_disjoint, build_manifest
-from speech_assets.privacy.pseudonym import speaker_sha256
+from speech_assets.audio.pii import speaker_sha256
 from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet
+from speech_assets.registry.marks import ModelMark, erasure_marks, stage_mark
 from speech_assets.storage.base import DEFAULT_BRANCH, ConflictError, NotFoundError, VersionStore
+from speech_assets.storage.layout import marks_path
 
-ERASURE_MARKS_PREFIX = "governance/erasure_marks"
 # The splits a training run learns from: train (weights) and dev (checkpoint selection, LM weight tuning).
 TRAINING_SPLITS = ("train", "dev")
 EVALUATIONS_PREFIX = "evaluations/"
@@ -88,10 +90,6 @@ def speaker_subject(speaker_id: str) -> str:
     return f"speaker:sha256:{speaker_sha256(speaker_id)}"
 
 
-def marks_path(model: str, version: str) -> str:
-    return f"{ERASURE_MARKS_PREFIX}/{model}/{version}.json"
-
-
 @dataclass
 class BatchErasure:
     batch_id: str
@@ -100,14 +98,6 @@ class BatchErasure:
     audio_bytes: int
     audio_already_gone: int  # e.g. swept by retention before the erasure
     feature_sets: list[str]  # config digests rewritten
-
-
-@dataclass
-class ModelMark:
-    model: str
-    version: str
-    why: str
-    data_commits: list[str]
 
 
 @dataclass
@@ -165,16 +155,6 @@ def _batches_with_speaker(store: VersionStore, repo: str, ref: str, speaker_id: 
         table = _read_parquet(store, repo, ref, obj.path)
         if pc.any(_is_speaker(table, speaker_id)).as_py():
             out[obj.path[len(METADATA_PREFIX) + 1 : -len(".parquet")]] = table
-    return out
-
-
-def erasure_marks(store: VersionStore, repo: str, model: str, ref: str = DEFAULT_BRANCH) -> dict[str, list[str]]:
-    """version -> erasure ids that marked it (a version trained on, or warm-started from, erased data)."""
-    out = {}
-    for obj in store.list_objects(repo, ref, f"{ERASURE_MARKS_PREFIX}/{model}/"):
-        if obj.path.endswith(".json"):
-            body = json.loads(store.get_object(repo, ref, obj.path))
-            out[body["version"]] = list(body["erasure_ids"])
     return out
 
 
@@ -405,7 +385,7 @@ def _erase_once(store: VersionStore, repo: str, speaker_id: str, *, actor: str, 
             store.put_object(repo, branch, path, data, content_type="application/parquet")
         _rebuild_manifest(store, repo, branch, base)
         for m in result.affected_models:
-            _append_mark(store, repo, branch, base, m, event)
+            stage_mark(store, repo, branch, base, m, erasure_id=event.event_id, ts=event.ts, subject=event.subject)
         stage_event(store, repo, branch, event)
         meta = {"action": ERASURE, "erasure_id": event.event_id, "audit_event": event.event_id,
                 "speaker_sha256": digest, "reason": reason, "actor": actor, "run_id": run_id,
@@ -442,21 +422,7 @@ def _rebuild_manifest(store: VersionStore, repo: str, branch: str, base: str) ->
     store.put_object(repo, branch, MANIFEST_PATH, sink.getvalue(), content_type="application/parquet")
 
 
-def _append_mark(store: VersionStore, repo: str, branch: str, base: str, mark: ModelMark, event: PlatformEvent) -> None:
-    path = marks_path(mark.model, mark.version)
-    try:
-        body = json.loads(store.get_object(repo, base, path))
-    except NotFoundError:
-        body = {"model": mark.model, "version": mark.version, "erasure_ids": [], "marks": []}
-    if event.event_id not in body["erasure_ids"]:
-        body["erasure_ids"].append(event.event_id)
-        body["marks"].append({"erasure_id": event.event_id, "ts": event.ts, "subject": event.subject,
-                              "why": mark.why, "data_commits": mark.data_commits})
-    store.put_object(repo, branch, path, json.dumps(body, sort_keys=True, indent=1).encode(),
-                     content_type="application/json")
-
-
 __all__ = [
     "BatchErasure", "ErasureResult", "ModelMark", "UnknownSpeakerError", "erase_speaker",
-    "erasure_marks", "list_erasures", "marks_path", "speaker_sha256", "speaker_subject",
+    "erasure_marks", "list_erasures", "marks_path", "speaker_sha256", "speaker_subject", "stage_mark",
 ]

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import pyarrow.parquet as pq
 
 from speech_assets.audio.pii import PII_KINDS
-from speech_assets.governance.audit import DATA_PUBLISH, parse_time, read_events
+from speech_assets.storage.audit_log import DATA_PUBLISH, parse_time, read_events
 from speech_assets.intake.batch import METADATA_PREFIX
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
 

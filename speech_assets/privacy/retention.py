@@ -34,26 +34,18 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from speech_assets.governance.audit import DATA_PUBLISH, RETENTION, iso, new_event, parse_time, read_events, stage_event
-from speech_assets.intake.batch import AUDIO_PREFIX, METADATA_PREFIX, QUARANTINE_PREFIX
+from speech_assets.storage.audit_log import (
+    DATA_PUBLISH,
+    RETENTION,
+    iso,
+    new_event,
+    parse_time,
+    read_events,
+    stage_event,
+)
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
-
-RETENTION_PREFIX = "retention"
+from speech_assets.storage.layout import AUDIO_PREFIX, METADATA_PREFIX, QUARANTINE_PREFIX, RETENTION_PREFIX, tombstone_path
 DEFAULT_RETENTION_DAYS = 365
-
-
-def tombstone_path(batch_id: str) -> str:
-    return f"{RETENTION_PREFIX}/{batch_id}.json"
-
-
-def swept_batches(store: VersionStore, repo: str, ref: str = DEFAULT_BRANCH) -> dict[str, dict]:
-    """batch id -> its retention tombstone: batches whose raw audio was removed on purpose."""
-    out = {}
-    for obj in store.list_objects(repo, ref, f"{RETENTION_PREFIX}/"):
-        if obj.path.endswith(".json"):
-            body = json.loads(store.get_object(repo, ref, obj.path))
-            out[body["batch_id"]] = body
-    return out
 
 
 @dataclass

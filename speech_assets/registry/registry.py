@@ -54,14 +54,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Callable, Mapping, Sequence
 
-from speech_assets.registry.semver import (
-    Bump,
-    Fingerprint,
-    NoChangeError,
-    next_version,
-    parse_version,
-    sort_versions,
-)
+from speech_assets.registry.semver import Bump, Fingerprint, NoChangeError, next_version, parse_version, sort_versions
 from speech_assets.storage.base import (
     DEFAULT_BRANCH,
     ConcurrentUpdateError,
@@ -69,6 +62,13 @@ from speech_assets.storage.base import (
     NotFoundError,
     StoreError,
     VersionStore,
+)
+from speech_assets.storage.layout import (  # noqa: F401 (the path helpers are the registry's public names too)
+    MODELS_PREFIX,
+    audit_path,
+    audit_prefix,
+    stages_path,
+    version_prefix,
 )
 
 __all__ = [
@@ -300,20 +300,14 @@ def check_name(name: str) -> str:
     return name
 
 
-def stages_path(name: str) -> str:
-    return f"models/{name}/stages.json"
-
-
-def version_prefix(name: str, version: str) -> str:
-    return f"models/{name}/{version}/"
-
-
-def audit_prefix(name: str) -> str:
-    return f"audit/{name}/"
-
-
-def audit_path(name: str, seq: int, action: str) -> str:
-    return f"{audit_prefix(name)}{seq:08d}-{action}.json"
+def model_names(store: VersionStore, repo: str, ref: str = DEFAULT_BRANCH) -> list[str]:
+    """The models that have a stages file at `ref`."""
+    names = set()
+    for s in store.list_objects(repo, ref, MODELS_PREFIX):
+        parts = s.path.split("/")
+        if len(parts) == 3 and parts[2] == "stages.json":
+            names.add(parts[1])
+    return sorted(names)
 
 
 # -- helpers ----------------------------------------------------------------------------------------------

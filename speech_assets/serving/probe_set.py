@@ -70,7 +70,7 @@ def select_probe_set(rows: Sequence[dict], commit: str, size: int, split: str = 
 
 def probe_set_from_manifest(store, repo: str, commit: str, size: int) -> ProbeSet:
     from speech_assets.intake.manifest import read_manifest_rows
-    from speech_assets.privacy.retention import swept_batches
+    from speech_assets.intake.manifest import swept_batches
 
     # A batch whose raw audio the retention policy removed keeps its manifest rows but has no audio to probe with.
     swept = set(swept_batches(store, repo, commit))

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from speech_assets.governance.audit import read_events
+from speech_assets.storage.audit_log import read_events
 from speech_assets.storage.local import LocalVersionStore
 
 ROOT = Path(__file__).resolve().parents[2]

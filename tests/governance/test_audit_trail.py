@@ -9,15 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from speech_assets.cli import main as cli_main
-from speech_assets.governance.audit import (
-    APPROVAL,
-    PLATFORM_AUDIT_PREFIX,
-    new_event,
-    read_events,
-    record_event,
-    timeline,
-    verify_append_only,
-)
+from speech_assets.storage.audit_log import APPROVAL, PLATFORM_AUDIT_PREFIX, new_event, read_events, record_event
+from speech_assets.governance.audit import timeline, verify_append_only
 from speech_assets.governance.served import served_at
 from speech_assets.intake.batch import ingest_batch
 from speech_assets.intake.landing import scan_landing

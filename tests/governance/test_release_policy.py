@@ -10,7 +10,8 @@ import pytest
 
 from speech_assets.cli import main as cli_main
 from speech_assets.governance.approvals import ApprovalError, approvals_for, approve, check_stage_change
-from speech_assets.governance.audit import APPROVAL, POLICY_CHANGE, read_events, verify_append_only
+from speech_assets.storage.audit_log import APPROVAL, POLICY_CHANGE, read_events
+from speech_assets.governance.audit import verify_append_only
 from speech_assets.governance.policy import (
     DEFAULT_POLICY,
     POLICY_PATH,

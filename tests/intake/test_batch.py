@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from speech_assets.intake import batch as batch_mod
-from speech_assets.governance.audit import read_events
+from speech_assets.storage.audit_log import read_events
 from speech_assets.intake.batch import ingest_batch, metadata_path, rejections_path
 from speech_assets.intake.landing import LandingBatch, scan_landing
 from tests.intake.conftest import REPO, good_rows, make_batch, write_wav

@@ -17,16 +17,12 @@ from speech_assets.defs.monitoring.sensors import retrain_sensor
 from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.features.logmel import FeatureConfig
 from speech_assets.features.store import compute_batch_features, feature_dir, load_features, load_stats
-from speech_assets.governance.audit import ERASURE, read_events, verify_append_only
+from speech_assets.storage.audit_log import ERASURE, read_events
+from speech_assets.governance.audit import verify_append_only
 from speech_assets.intake.batch import metadata_path
 from speech_assets.intake.manifest import MANIFEST_PATH, publish_manifest, read_manifest_rows
-from speech_assets.privacy.erasure import (
-    UnknownSpeakerError,
-    erase_speaker,
-    erasure_marks,
-    speaker_sha256,
-    speaker_subject,
-)
+from speech_assets.privacy.erasure import UnknownSpeakerError, erase_speaker, speaker_sha256, speaker_subject
+from speech_assets.registry.marks import erasure_marks
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet
 from speech_assets.storage.base import NotFoundError

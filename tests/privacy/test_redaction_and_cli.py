@@ -12,7 +12,7 @@ import pytest
 
 from speech_assets.defs.privacy.assets import redaction_report_asset
 from speech_assets.defs.storage.resources import VersionStoreResource
-from speech_assets.governance.audit import DATA_PUBLISH, read_events
+from speech_assets.storage.audit_log import DATA_PUBLISH, read_events
 from speech_assets.intake.batch import metadata_path
 from speech_assets.privacy.cli import main
 from speech_assets.privacy.redaction import REPORT_PATH, publish_redaction_report, redaction_report

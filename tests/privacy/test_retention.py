@@ -15,9 +15,11 @@ from speech_assets.defs.privacy.assets import raw_audio_retention
 from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.features.logmel import FeatureConfig
 from speech_assets.features.store import load_features
-from speech_assets.governance.audit import RETENTION, read_events, verify_append_only
+from speech_assets.storage.audit_log import RETENTION, read_events
+from speech_assets.governance.audit import verify_append_only
 from speech_assets.intake.batch import metadata_path
-from speech_assets.privacy.retention import publish_times, swept_batches, sweep_raw_audio, tombstone_path
+from speech_assets.privacy.retention import publish_times, sweep_raw_audio, tombstone_path
+from speech_assets.intake.manifest import swept_batches
 from speech_assets.serving.probe_set import probe_set_from_manifest
 from speech_assets.storage.base import NotFoundError
 from speech_assets.storage.publish import publish_objects

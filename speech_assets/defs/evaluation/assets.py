@@ -87,7 +87,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
     from speech_assets.model.inference import Transcriber
 
     # RTF and the baseline decode raw audio; batches whose audio the retention sweep removed have features only.
-    from speech_assets.privacy.retention import swept_batches
+    from speech_assets.intake.manifest import swept_batches
 
     swept = swept_batches(vs, repo, data_commit)
     audible = [u for u in test if u.batch_id not in swept]

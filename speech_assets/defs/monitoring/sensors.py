@@ -23,7 +23,7 @@ from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.defs.training.jobs import train_and_deploy
 from speech_assets.intake.manifest import read_manifest_rows
 from speech_assets.monitoring.retrain import DriftEvent, RetrainState, decide, landed
-from speech_assets.privacy.erasure import erasure_marks
+from speech_assets.registry.marks import erasure_marks
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
 from speech_assets.training.artifacts import MODEL_NAME
