@@ -19,7 +19,7 @@ import sys
 
 
 def _store_main(argv: list[str]) -> int:
-    from speech_assets.defs.storage.resources import version_store_from_env
+    from speech_assets.storage.open import open_from_env
 
     parser = argparse.ArgumentParser(prog="speech_assets store")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -44,8 +44,7 @@ def _store_main(argv: list[str]) -> int:
     p_r.add_argument("--ref", default="main")
     args = parser.parse_args(argv)
 
-    resource = version_store_from_env()
-    store, repo = resource.open(), resource.repository
+    store, repo = open_from_env()
     if args.cmd == "log":
         for c in store.log(repo, args.ref, limit=args.n):
             meta = " ".join(f"{k}={v}" for k, v in sorted(c.metadata.items()) if k in ("batch_id", "accepted", "rejected", "run_id"))
@@ -94,15 +93,15 @@ def _store_main(argv: list[str]) -> int:
 
 
 def _serving_main(argv: list[str]) -> int:
-    from speech_assets.defs.serving.assets import routing_markdown
-    from speech_assets.defs.serving.resources import serving_from_env
+    from speech_assets.serving.routing import routing_markdown
+    from speech_assets.serving.targets import local_target_from_env
 
     parser = argparse.ArgumentParser(prog="speech_assets serving")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("status", help="where the service runs and which models it routes to")
     sub.add_parser("stop", help="stop the local server (the routing and the models stay)")
     args = parser.parse_args(argv)
-    target = serving_from_env().target()
+    target = local_target_from_env()
     if args.cmd == "stop":
         target.stop()
         print("stopped")
@@ -140,14 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "serving":
         return _serving_main(rest)
     if cmd == "models":
-        from speech_assets.defs.storage.resources import version_store_from_env
         from speech_assets.registry.cli import main as models_main
 
-        def store_factory():
-            resource = version_store_from_env()
-            return resource.open(), resource.repository
-
-        return models_main(["models", *rest], store_factory=store_factory)
+        return models_main(["models", *rest])
     if cmd == "audit":
         from speech_assets.governance.audit_cli import main as audit_main
 

@@ -70,6 +70,14 @@ def local_store_dir() -> Path:
     return Path(os.environ.get("SPEECH_ASSETS_STORE", data_home() / "store")).resolve()
 
 
+def serving_home() -> Path:
+    return data_home() / "serving"
+
+
+def bentoml_home() -> Path:
+    return data_home() / "bentoml"
+
+
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME", PROJECT_ROOT / ".dagster_home"))
 
@@ -86,6 +94,11 @@ def lakefs_credentials() -> tuple[str | None, str | None]:
 # -- serving and alerts -----------------------------------------------------------------------------------
 def has_api_key() -> bool:
     return _env(ASR_API_KEY) is not None
+
+
+def api_key() -> str | None:
+    """ASR_API_KEY's value, for a process outside Dagster that calls the service (Dagster runs get an EnvVar)."""
+    return _env(ASR_API_KEY)
 
 
 def has_alert_webhook() -> bool:

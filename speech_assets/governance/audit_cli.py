@@ -50,10 +50,9 @@ def main(argv: list[str] | None = None, store_factory=None) -> int:
         argv = ["log", *argv]
     args = _parser().parse_args(argv)
     if store_factory is None:
-        from speech_assets.defs.storage.resources import version_store_from_env
+        from speech_assets.storage.open import open_from_env
 
-        resource = version_store_from_env()
-        store, repo = resource.open(), resource.repository
+        store, repo = open_from_env()
     else:
         store, repo = store_factory()
     try:

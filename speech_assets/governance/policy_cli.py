@@ -60,10 +60,9 @@ def _parser() -> argparse.ArgumentParser:
 def _open_store(store_factory):
     if store_factory is not None:
         return store_factory()
-    from speech_assets.defs.storage.resources import version_store_from_env
+    from speech_assets.storage.open import open_from_env
 
-    resource = version_store_from_env()
-    return resource.open(), resource.repository
+    return open_from_env()
 
 
 def main(argv: list[str] | None = None, store_factory=None) -> int:

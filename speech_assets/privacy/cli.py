@@ -43,10 +43,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _default_store():
-    from speech_assets.defs.storage.resources import version_store_from_env
+    from speech_assets.storage.open import open_from_env
 
-    resource = version_store_from_env()
-    return resource.open(), resource.repository
+    return open_from_env()
 
 
 def main(argv: list[str] | None = None, store_factory=None) -> int:

@@ -5,32 +5,32 @@
     models rollback NAME VERSION --who W --why TEXT  make a former production version production again
     models audit NAME                                the audit trail, then the chain verification
 
-The store comes from `store_factory() -> (store, repo)`, so the app can hand in its configured store
-(lakeFS or local); without one, the embedded store at $SPEECH_ASSETS_STORE (default data/store) is used.
+The store comes from `store_factory() -> (store, repo)` (a test hands in its own); without one, the configured
+store (`speech_assets.storage.open`: lakeFS when LAKEFS_ENDPOINT is set, else the local store).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Callable, Sequence
 
 from speech_assets.registry.registry import ModelRegistry, RegistryError
+from speech_assets.settings import DEFAULT_REPOSITORY
 from speech_assets.storage.base import StoreError, VersionStore
 
-DEFAULT_REPO = "speech-assets"
+DEFAULT_REPO = DEFAULT_REPOSITORY
 _COMMANDS = ("list", "show", "rollback", "audit")
 
 StoreFactory = Callable[[], tuple[VersionStore, str]]
 
 
 def default_store_factory() -> tuple[VersionStore, str]:
-    # Imported here so that callers wiring their own store never touch the local store's files.
-    from speech_assets.storage.local import LocalVersionStore
+    # Imported here so that callers wiring their own store never open the configured one.
+    from speech_assets.storage.open import open_from_env
 
-    return LocalVersionStore(os.environ.get("SPEECH_ASSETS_STORE", "data/store")), DEFAULT_REPO
+    return open_from_env()
 
 
 def _parser() -> argparse.ArgumentParser:

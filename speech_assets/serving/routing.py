@@ -124,3 +124,13 @@ def write_state(path: str | Path, state: RoutingState) -> None:
 
 def read_state(path: str | Path) -> RoutingState:
     return RoutingState.from_json(Path(path).read_text())
+
+
+def routing_markdown(routing: RoutingState) -> str:
+    """Who serves what share of traffic, as a markdown table (Dagster metadata, `serving status`)."""
+    rows = ["| side | version | BentoML model | traffic |", "|---|---|---|---:|"]
+    if routing.champion:
+        rows.append(f"| champion | {routing.champion.version} | `{routing.champion.tag}` | {100 - routing.weight:g}% |")
+    if routing.challenger:
+        rows.append(f"| challenger | {routing.challenger.version} | `{routing.challenger.tag}` | {routing.weight:g}% |")
+    return "\n".join(rows)

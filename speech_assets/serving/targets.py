@@ -33,7 +33,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+from speech_assets import settings
 from speech_assets.serving.routing import RoutingState, read_state, write_state
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 3100  # preferred; when taken (say, by the old server during a blue/green switch) any free port
 
 
 @dataclass
@@ -112,6 +116,11 @@ class LocalTarget:
         tmp.write_text(json.dumps(d, sort_keys=True, indent=1))
         os.replace(tmp, self.state_file)
 
+    @property
+    def api_key(self) -> str | None:
+        """The key the served process requires (ASR_API_KEY), if any: callers send it with their requests."""
+        return self.env.get(settings.ASR_API_KEY) or None
+
     def routing(self) -> RoutingState | None:
         return read_state(self.routing_file) if self.routing_file.exists() else None
 
@@ -189,3 +198,19 @@ class LocalTarget:
             self._terminate(d["pid"])
         if d:
             self._write({**d, "pid": None, "url": None})
+
+
+def local_target(home: str | os.PathLike | None = None, bentoml_home: str | os.PathLike | None = None, *,
+                 host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, api_key: str | None = None) -> LocalTarget:
+    """The local target with the platform's defaults: `<SPEECH_ASSETS_HOME>/serving` and `.../bentoml`."""
+    env = {"BENTOML_HOME": str(Path(bentoml_home) if bentoml_home else settings.bentoml_home()),
+           "BENTOML_DO_NOT_TRACK": "true"}
+    if api_key:
+        env[settings.ASR_API_KEY] = api_key
+    return LocalTarget(Path(home) if home else settings.serving_home(), host=host, env=env, port=port)
+
+
+def local_target_from_env() -> LocalTarget:
+    """The local target as the platform runs it, outside Dagster (the demo, `serving status`): ASR_API_KEY from the
+    environment, read now."""
+    return local_target(api_key=settings.api_key())

@@ -24,7 +24,7 @@ from speech_assets.serving.deploy import (
     service_source_digest,
 )
 from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet, probe_set_from_manifest
-from speech_assets.serving.routing import ModelRef, RoutingState
+from speech_assets.serving.routing import ModelRef, RoutingState, routing_markdown
 from speech_assets.serving.targets import DeploymentStatus
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
 from speech_assets.storage.publish import publish_objects
@@ -46,15 +46,6 @@ def _read_json(vs, repo: str, path: str) -> dict | None:
         return json.loads(vs.get_object(repo, DEFAULT_BRANCH, path))
     except NotFoundError:
         return None
-
-
-def routing_markdown(routing: RoutingState) -> str:
-    rows = ["| side | version | BentoML model | traffic |", "|---|---|---|---:|"]
-    if routing.champion:
-        rows.append(f"| champion | {routing.champion.version} | `{routing.champion.tag}` | {100 - routing.weight:g}% |")
-    if routing.challenger:
-        rows.append(f"| challenger | {routing.challenger.version} | `{routing.challenger.tag}` | {routing.weight:g}% |")
-    return "\n".join(rows)
 
 
 def publish_deployment_record(vs, repo: str, status: DeploymentStatus, routing: RoutingState, run_id: str, why: str) -> str:

@@ -1,7 +1,6 @@
 """Where and how models are served: the deploy target, its BentoML home, the canary policy, the API key."""
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -9,8 +8,8 @@ import dagster as dg
 
 from speech_assets.governance.policy import ReleasePolicy
 from speech_assets.serving.canary import CanaryPolicy
-from speech_assets.serving.targets import LocalTarget
-from speech_assets.settings import data_home
+from speech_assets import settings
+from speech_assets.serving.targets import DEFAULT_HOST, DEFAULT_PORT, LocalTarget, local_target
 
 
 class ServingResource(dg.ConfigurableResource):
@@ -26,8 +25,8 @@ class ServingResource(dg.ConfigurableResource):
 
     home: str = ""  # routing file, deployment state, server logs; default <SPEECH_ASSETS_HOME>/serving
     bentoml_home: str = ""  # BentoML's model and bento stores; default <SPEECH_ASSETS_HOME>/bentoml
-    host: str = "127.0.0.1"
-    port: int = 3100  # preferred; when taken (say, by the old server during a blue/green switch) any free port
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
     api_key: Optional[str] = None
     first_canary_weight: Optional[float] = None  # unset: the release policy's first canary step
     canary_steps: Optional[list[float]] = None
@@ -42,17 +41,14 @@ class ServingResource(dg.ConfigurableResource):
 
     @property
     def home_dir(self) -> Path:
-        return Path(self.home) if self.home else data_home() / "serving"
+        return Path(self.home) if self.home else settings.serving_home()
 
     @property
     def bentoml_dir(self) -> Path:
-        return Path(self.bentoml_home) if self.bentoml_home else data_home() / "bentoml"
+        return Path(self.bentoml_home) if self.bentoml_home else settings.bentoml_home()
 
     def target(self) -> LocalTarget:
-        env = {"BENTOML_HOME": str(self.bentoml_dir), "BENTOML_DO_NOT_TRACK": "true"}
-        if self.api_key:
-            env["ASR_API_KEY"] = self.api_key
-        return LocalTarget(self.home_dir, host=self.host, env=env, port=self.port)
+        return local_target(self.home_dir, self.bentoml_dir, host=self.host, port=self.port, api_key=self.api_key)
 
     def policy(self, release: Optional[ReleasePolicy] = None) -> CanaryPolicy:
         """The canary policy: `release` (the stored release policy; its defaults when None), then this resource's
@@ -70,7 +66,7 @@ class ServingResource(dg.ConfigurableResource):
 
 
 def serving_from_env() -> ServingResource:
-    return ServingResource(api_key=dg.EnvVar("ASR_API_KEY")) if os.environ.get("ASR_API_KEY") else ServingResource()
+    return ServingResource(api_key=dg.EnvVar(settings.ASR_API_KEY)) if settings.has_api_key() else ServingResource()
 
 
 @dg.definitions

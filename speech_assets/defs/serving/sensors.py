@@ -13,7 +13,8 @@ import os
 
 import dagster as dg
 
-from speech_assets.defs.serving.assets import publish_deployment_record, routing_markdown
+from speech_assets.defs.serving.assets import publish_deployment_record
+from speech_assets.serving.routing import routing_markdown
 from speech_assets.defs.serving.jobs import deploy_models
 from speech_assets.defs.serving.resources import ServingResource
 from speech_assets.defs.storage.resources import VersionStoreResource
