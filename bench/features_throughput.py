@@ -31,7 +31,7 @@ def main() -> int:
     import torch
     import torchaudio
 
-    from speech_assets.audio.simulate import SimulationConfig, generate_batch
+    from speech_assets.simulation.speech import SimulationConfig, generate_batch
     from speech_assets.features.logmel import FeatureConfig
     from speech_assets.features.store import compute_batch_features
     from speech_assets.intake.batch import ingest_batch

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def make_corpus(root: Path, n: int) -> Path:
-    from speech_assets.audio.simulate import SimulationConfig, generate_batch
+    from speech_assets.simulation.speech import SimulationConfig, generate_batch
 
     out = root / "wav16k"
     generate_batch(out, SimulationConfig(n_utterances=n, seed=7, workers=2))

@@ -62,7 +62,7 @@ def _clips(n: int, tmp: Path) -> list[bytes]:
     import numpy as np
     import soundfile as sf
 
-    from speech_assets.audio.simulate import SimulationConfig, generate_batch
+    from speech_assets.simulation.speech import SimulationConfig, generate_batch
 
     generate_batch(tmp / "clips", SimulationConfig(n_utterances=n, seed=7, workers=2))
     out = []

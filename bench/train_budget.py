@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
-from speech_assets.audio.simulate import SimulationConfig, generate_batch  # noqa: E402
+from speech_assets.simulation.speech import SimulationConfig, generate_batch  # noqa: E402
 from speech_assets.features.logmel import FeatureConfig, LogMelExtractor  # noqa: E402
 from speech_assets.intake.manifest import split_for  # noqa: E402
 from speech_assets.model.architecture import ModelConfig  # noqa: E402

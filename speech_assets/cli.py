@@ -2,7 +2,8 @@
 
     demo                     the demo cycle on the embedded defaults (leaves the UI, daemon and service running)
     stop                     stop what the demo left running
-    simulate / import-corpus make landing batches (see `speech_assets.audio.cli`)
+    simulate                 a simulated landing batch (see `speech_assets.simulation.cli`)
+    import-corpus            a corpus folder as a landing batch (see `speech_assets.audio.cli`)
     store log|ls|branches|quarantine   look inside the versioned store
     models list|show|rollback|audit    the model registry (see `speech_assets.registry.cli`)
     serving status|stop      the local deployment: address, PID, bento, champion/challenger and weights
@@ -84,7 +85,7 @@ def _store_main(argv: list[str]) -> int:
     elif args.cmd == "quarantine":
         import pyarrow.parquet as pq
 
-        from speech_assets.intake.batch import rejections_path
+        from speech_assets.storage.layout import rejections_path
 
         table = pq.read_table(io.BytesIO(store.get_object(repo, args.ref, rejections_path(args.batch_id))))
         for row in table.to_pylist():
@@ -130,10 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         from speech_assets.demo import stop_all
 
         return stop_all()
-    if cmd in ("simulate", "import-corpus"):
-        from speech_assets.audio.cli import main as audio_main
+    if cmd == "simulate":
+        from speech_assets.simulation.cli import main as simulate_main
 
-        return audio_main([cmd, *rest])
+        return simulate_main([cmd, *rest])
+    if cmd == "import-corpus":
+        from speech_assets.audio.cli import main as import_main
+
+        return import_main([cmd, *rest])
     if cmd == "store":
         return _store_main(rest)
     if cmd == "serving":

@@ -5,6 +5,7 @@ Where the platform keeps its files — SPEECH_ASSETS_HOME (default: `<project>/d
     store/     the embedded local store (content-addressed blobs + SQLite refs)
     alerts/    the alert log
     serving/   the local serving target (routing file, server log)
+    reports/   the operations dashboard page, refreshed by `ops_dashboard`
 
 | variable | read by | default | what |
 |---|---|---|---|
@@ -21,8 +22,10 @@ Where the platform keeps its files — SPEECH_ASSETS_HOME (default: `<project>/d
 | SPEECH_ASSETS_INTAKE_FRESHNESS_HOURS | intake freshness check | 24 | how stale `raw_audio` may get |
 | SPEECH_ASSETS_DASHBOARD_CRON | ops dashboard | `*/15 * * * *` | when the dashboard refreshes |
 | SPEECH_ASSETS_CANARY_INTERVAL_S, _RETRAIN_INTERVAL_S, _RUN_FAILURE_INTERVAL_S, _ALERT_INTERVAL_S | sensors (when the definitions load) | 30, 30, 30, 60 | sensor intervals |
+| BENTOML_HOME, BENTOML_DO_NOT_TRACK | BentoML's child processes (`child_env`) | `$HOME/bentoml`, true | set by the serving steps, not read from here |
 | ASR_ROUTING_FILE, ASR_MAX_UPLOAD_BYTES, ASR_MAX_DURATION_S, ASR_REQUEST_TIMEOUT_S, ASR_BATCH_MAX_LATENCY_MS | `bentos/asr/service.py` (its own process) | set by the serving target | the service's knobs |
 | DAGSTER_HOME | Dagster, the demo | `<project>/.dagster_home` (Makefile) | the Dagster instance |
+| SPEECH_ASSETS_LAKEFS_SPEC | the tests' lakeFS stub (`tests/storage/lakefs_stub.py`) | `<project>/../shared/lakefs-openapi.yml` | the lakeFS OpenAPI spec the stub validates against (tests skip without it) |
 
 Secrets are only ever read by name here (`secret_env_names`); their values go to Dagster as `EnvVar`s.
 """
@@ -76,6 +79,10 @@ def serving_home() -> Path:
 
 def bentoml_home() -> Path:
     return data_home() / "bentoml"
+
+
+def reports_dir() -> Path:
+    return data_home() / "reports"
 
 
 def dagster_home() -> Path:
@@ -134,3 +141,12 @@ def dashboard_cron() -> str:
 def sensor_interval_s(sensor: str, default: int) -> int:
     """SPEECH_ASSETS_<SENSOR>_INTERVAL_S (CANARY, RETRAIN, RUN_FAILURE, ALERT): read when the definitions load."""
     return int(_env(f"SPEECH_ASSETS_{sensor.upper()}_INTERVAL_S", str(default)))
+
+
+# -- child processes --------------------------------------------------------------------------------------
+def child_env(overrides: dict[str, str] | None = None, without: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment a child process starts with (the served `bentoml serve`, BentoML's build steps): this
+    process's, less the variables in `without` (e.g. a secret the child must not see), with `overrides` set."""
+    env = {k: v for k, v in os.environ.items() if k not in without}
+    env.update(overrides or {})
+    return env

@@ -68,3 +68,33 @@ def test_graph_has_the_intake_assets_gates_and_sensor():
     sensors = {s.name: s for s in defs.sensors}
     assert sensors["intake_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["automation_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_every_run_config_takes_its_defaults_from_its_domain_dataclass():
+    """Each knob is defined once: a run config's defaults are its domain dataclass's, and `to_domain()` builds it."""
+    from speech_assets.audio.validate import ValidationPolicy
+    from speech_assets.defs.evaluation.assets import EvalConfig
+    from speech_assets.defs.features.assets import FeatureAssetConfig
+    from speech_assets.defs.intake.assets import RawAudioConfig
+    from speech_assets.defs.monitoring.assets import DriftAssetConfig
+    from speech_assets.defs.monitoring.resources import RetrainSettings
+    from speech_assets.defs.operations.assets import DashboardConfig
+    from speech_assets.defs.operations.resources import AlertSinkResource
+    from speech_assets.defs.registry.assets import RegistrationConfig
+    from speech_assets.defs.training.assets import TrainingConfig
+    from speech_assets.evaluation.run import EvaluationSettings
+    from speech_assets.features.logmel import FeatureConfig
+    from speech_assets.governance.release import ReleaseRequest
+    from speech_assets.monitoring.drift import DriftConfig
+    from speech_assets.monitoring.retrain import RetrainPolicy
+    from speech_assets.operations.alerts import SLO
+    from speech_assets.operations.dashboard import DashboardLimits
+    from speech_assets.training.run import TrainingSettings
+
+    pairs = [(TrainingConfig, TrainingSettings), (EvalConfig, EvaluationSettings), (FeatureAssetConfig, FeatureConfig),
+             (DriftAssetConfig, DriftConfig), (RawAudioConfig, ValidationPolicy), (DashboardConfig, DashboardLimits),
+             (RegistrationConfig, ReleaseRequest)]
+    for config, domain in pairs:
+        assert config().to_domain() == domain(), config.__name__
+    assert RetrainSettings().policy() == RetrainPolicy()
+    assert AlertSinkResource().slo() == SLO()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from speech_assets.audio.simulate import SimulationConfig, generate_batch
+from speech_assets.simulation.speech import SimulationConfig, generate_batch
 from speech_assets.defs.evaluation.assets import eval_report, promotion_gate
 from speech_assets.defs.features.assets import features
 from speech_assets.defs.intake.assets import audio_manifest, raw_audio

@@ -24,16 +24,17 @@ import soundfile as sf
 from speech_assets.audio.decode import read_canonical_wav
 from speech_assets.features.logmel import FeatureConfig, LogMelExtractor, to_storage_dtype
 from speech_assets.features.stats import batch_stats
-from speech_assets.intake.batch import metadata_path
+from speech_assets.storage.layout import metadata_path
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
+from speech_assets.storage import layout
+from speech_assets.storage.layout import FEATURES_PREFIX  # noqa: F401 (erasure lists every feature set under it)
 from speech_assets.storage.publish import publish_objects
 
-FEATURES_PREFIX = "features"
 INDEX_SCHEMA = pa.schema([("utt_id", pa.string()), ("offset", pa.int64()), ("frames", pa.int32())])
 
 
 def feature_dir(config: FeatureConfig, batch_id: str) -> str:
-    return f"{FEATURES_PREFIX}/{config.digest()}/{batch_id}"
+    return layout.feature_dir(config.digest(), batch_id)
 
 
 @dataclass

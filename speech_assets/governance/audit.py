@@ -10,10 +10,11 @@ Two kinds of event make up the trail:
 
   (model names cannot start with "_", so this folder never collides with a model's log).
 
-The platform events are written by `speech_assets.storage.audit_log` (storage's event log); a platform event is written on the same branch, and so lands on `main` in the same merge, as the change it
-records (`stage_event`): a batch is never published without its publish event and vice versa. Events that
-record nothing else in the store (an approval) go through their own branch (`record_event`). Event names are
-unique (time + random id), so concurrent writers never conflict: no sequence number, no lock.
+The platform events are written by `speech_assets.storage.audit_log` (storage's event log); this module only
+reads them. A platform event is written on the same branch, and so lands on `main` in the same merge, as the
+change it records (`stage_event`): a batch is never published without its publish event and vice versa. Events
+that record nothing else in the store (an approval) go through their own branch (`record_event`). Event names
+are unique (time + random id), so concurrent writers never conflict: no sequence number, no lock.
 
 Append-only is checked, not trusted: `verify_append_only` walks `main`'s history and reports any commit that
 removed or rewrote an object under `audit/` — the local store's commit ids are content digests, so history

@@ -38,11 +38,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from speech_assets.evaluation.promotion import PromotionPolicy
-from speech_assets.storage.audit_log import POLICY_CHANGE, new_event, stage_event
 from speech_assets.serving.canary import CanaryPolicy
+from speech_assets.storage.audit_log import POLICY_CHANGE, new_event, stage_event
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
+from speech_assets.storage.layout import POLICY_PATH  # the policy CLI and tests name the file through here too
+from speech_assets.storage.publish import branch_transaction
 
-POLICY_PATH = "governance/release_policy.json"
 SCHEMA_VERSION = 1
 
 # Stage changes a rule may gate: the ones that put a version in front of users.  Archiving and hand rollback
@@ -300,7 +301,8 @@ def _parse(value: Any) -> ReleasePolicy:
     steps = risk.get("canary_steps", list(RiskPolicy.canary_steps))
     if (not isinstance(steps, list) or not steps or not all(_is_number(s) for s in steps)
             or any(s <= 0 for s in steps) or any(b <= a for a, b in zip(steps, steps[1:])) or steps[-1] != 100):
-        problems.append(f"risk.canary_steps: must be percentages > 0, strictly increasing, ending at 100; got {steps!r}")
+        problems.append("risk.canary_steps: must be percentages > 0, strictly increasing, ending at 100; "
+                        f"got {steps!r}")
         steps = list(RiskPolicy.canary_steps)
     min_requests = risk.get("min_requests", RiskPolicy.min_requests)
     if not isinstance(min_requests, int) or isinstance(min_requests, bool) or min_requests < 1:
@@ -405,20 +407,14 @@ def save_policy(store: VersionStore, repo: str, policy: ReleasePolicy, actor: st
          "previous_sha256": current.policy.sha256 if current.stored else None, "base_commit": base,
          "reason": reason.strip(), "policy": policy.to_json()},
     )
+    metadata = {"audit_event": event.event_id, "action": POLICY_CHANGE, "actor": event.actor,
+                "reason": reason.strip(), "release_policy_sha256": event.evidence["sha256"]}
     # The change and its event ride one branch and land in one merge: main never has one without the other.
-    branch = f"policy-{event.event_id}"
-    store.create_branch(repo, branch, base)
-    try:
-        store.put_object(repo, branch, POLICY_PATH, data, content_type="application/json")
-        stage_event(store, repo, branch, event)
-        metadata = {"audit_event": event.event_id, "action": POLICY_CHANGE, "actor": event.actor,
-                    "reason": reason.strip(), "release_policy_sha256": event.evidence["sha256"]}
-        store.commit(repo, branch, f"release policy: {reason.strip()}"[:200], metadata=metadata)
-        merged = store.merge(repo, branch, DEFAULT_BRANCH, message=f"release policy changed by {event.actor}",
-                             metadata=metadata)
-    finally:
-        store.delete_branch(repo, branch)
-    return merged
+    with branch_transaction(store, repo, f"policy-{event.event_id}", base=base) as tx:
+        tx.put(POLICY_PATH, data, content_type="application/json")
+        stage_event(store, repo, tx.branch, event)
+        tx.commit(f"release policy: {reason.strip()}"[:200], metadata)
+        return tx.merge(f"release policy changed by {event.actor}", metadata)
 
 
 def policy_history(store: VersionStore, repo: str, ref: str = DEFAULT_BRANCH,

@@ -40,10 +40,22 @@ from speech_assets.intake.contract import ContractResult, verify_batch_contract
 from speech_assets.intake.landing import LandingBatch
 from speech_assets.audio.pii import speaker_sha256
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, StoreError, VersionStore
+from speech_assets.storage.publish import branch_transaction
+from speech_assets.storage.layout import (  # noqa: F401 (callers name the batch keys through this module too)
+    AUDIO_PREFIX,
+    METADATA_PREFIX,
+    PUBLISHED_PREFIX,
+    QUARANTINE_PREFIX,
+    audio_dir,
+    audio_path,
+    metadata_path,
+    published_marker_path,
+    quarantine_dir,
+    quarantine_file_path,
+    quarantine_record_path,
+    rejections_path,
+)
 
-METADATA_PREFIX = "metadata"
-AUDIO_PREFIX = "audio"
-QUARANTINE_PREFIX = "quarantine"
 
 METADATA_SCHEMA = pa.schema(
     [
@@ -87,21 +99,6 @@ REJECTION_SCHEMA = pa.schema(
         ("text_sanitized", pa.string()),  # the row's transcript after PII redaction, for a person to fix it
     ]
 )
-
-
-def metadata_path(batch_id: str) -> str:
-    return f"{METADATA_PREFIX}/{batch_id}.parquet"
-
-
-def rejections_path(batch_id: str) -> str:
-    return f"{QUARANTINE_PREFIX}/{batch_id}/rejections.parquet"
-
-
-PUBLISHED_PREFIX = "intake/published"
-
-
-def published_marker_path(batch_id: str) -> str:
-    return f"{PUBLISHED_PREFIX}/{batch_id}.json"
 
 
 def branch_for(batch_id: str, content_hash: str, run_id: str | None = None) -> str:
@@ -315,171 +312,171 @@ def _stage(store, repo, batch, run_id, policy, content_hash, key, workers, progr
     branch = branch_for(batch_id, content_hash, run_id)
 
     base_commit = store.resolve(repo, DEFAULT_BRANCH)
-    # A branch left by a crashed attempt of this very run holds an unknown half-state: start over from main.
-    if branch in store.list_branches(repo):
-        store.delete_branch(repo, branch)
-    store.create_branch(repo, branch, base_commit)
+    # A branch left by a crashed attempt of this very run holds an unknown half-state: the transaction starts it
+    # over from main. The staged branch outlives this function: it waits for its audit (and, failed, is kept for
+    # inspection); publishing resumes it.
+    with branch_transaction(store, repo, branch, base=base_commit, keep_unmerged=True):
 
-    # A changed batch replaces its previous version wholesale: drop what main holds for this batch id.
-    for prefix in (f"{AUDIO_PREFIX}/{batch_id}/", f"{QUARANTINE_PREFIX}/{batch_id}/"):
-        for obj in store.list_objects(repo, branch, prefix):
-            store.delete_object(repo, branch, obj.path)
-    try:
-        store.stat_object(repo, branch, metadata_path(batch_id))
-        store.delete_object(repo, branch, metadata_path(batch_id))
-    except NotFoundError:
-        pass
+        # A changed batch replaces its previous version wholesale: drop what main holds for this batch id.
+        for prefix in (audio_dir(batch_id), quarantine_dir(batch_id)):
+            for obj in store.list_objects(repo, branch, prefix):
+                store.delete_object(repo, branch, obj.path)
+        try:
+            store.stat_object(repo, branch, metadata_path(batch_id))
+            store.delete_object(repo, branch, metadata_path(batch_id))
+        except NotFoundError:
+            pass
 
-    entries = read_entries(batch.path)
-    # Speakers erased earlier (`erase --speaker`) must not come back through a re-upload or a re-run of an old
-    # batch under a new policy: their rows are counted and skipped — not quarantined, which would keep the bytes.
-    erased = erased_speaker_digests(store, repo, base_commit)
-    erased_rows = 0
-    rows: list[dict] = []
-    rejections: list[dict] = []
-    reasons: Counter[str] = Counter()
-    examples: dict[str, str] = {}
-    redactions: Counter[str] = Counter()
-    redacted_utts = 0
-    audio_seconds = 0.0
-    source_bytes = 0
-    done = 0
+        entries = read_entries(batch.path)
+        # Speakers erased earlier (`erase --speaker`) must not come back through a re-upload or a re-run of an old
+        # batch under a new policy: their rows are counted and skipped — not quarantined, which would keep the bytes.
+        erased = erased_speaker_digests(store, repo, base_commit)
+        erased_rows = 0
+        rows: list[dict] = []
+        rejections: list[dict] = []
+        reasons: Counter[str] = Counter()
+        examples: dict[str, str] = {}
+        redactions: Counter[str] = Counter()
+        redacted_utts = 0
+        audio_seconds = 0.0
+        source_bytes = 0
+        done = 0
 
-    # Decoding and resampling release the GIL (libsndfile, torch), so threads overlap the work.
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for outcome in pool.map(lambda e: _examine(batch.path, e, policy), entries):
-            entry = outcome.entry
-            source_bytes += len(outcome.source_bytes or b"")
-            speaker = _as_str(entry.fields.get("speaker")) if entry.fields else None
-            if erased and speaker and speaker_sha256(speaker) in erased:
-                erased_rows += 1
+        # Decoding and resampling release the GIL (libsndfile, torch), so threads overlap the work.
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for outcome in pool.map(lambda e: _examine(batch.path, e, policy), entries):
+                entry = outcome.entry
+                source_bytes += len(outcome.source_bytes or b"")
+                speaker = _as_str(entry.fields.get("speaker")) if entry.fields else None
+                if erased and speaker and speaker_sha256(speaker) in erased:
+                    erased_rows += 1
+                    done += 1
+                    if progress:
+                        progress(done, len(entries))
+                    continue
+                clean = sanitize_transcript(entry.text) if entry.text else None
+                if outcome.reason is None and outcome.audio is not None:
+                    audio = outcome.audio
+                    utt_id = _utt_id(batch_id, entry.index)
+                    audio_key = audio_path(batch_id, utt_id)
+                    store.put_object(repo, branch, audio_key, audio.wav_bytes, content_type="audio/wav")
+                    kinds = {k: v for k, v in clean.counts.items() if v}
+                    redactions.update(kinds)
+                    redacted_utts += bool(kinds)
+                    audio_seconds += audio.duration_s
+                    f = entry.fields
+                    rows.append(
+                        {
+                            "utt_id": utt_id,
+                            "batch_id": batch_id,
+                            "audio_path": audio_key,
+                            "sha256": audio.sha256,
+                            "duration_s": float(audio.duration_s),
+                            "sample_rate": int(audio.sample_rate),
+                            "channels": 1,
+                            "text": clean.text,
+                            "redactions": int(sum(kinds.values())),
+                            "redaction_kinds": ",".join(sorted(kinds)),
+                            "speaker": _as_str(f.get("speaker")),
+                            "accent": _as_str(f.get("accent")),
+                            "channel": _as_str(f.get("channel")),
+                            "snr_db": _as_float(f.get("snr_db")),
+                            "rate_wpm": _as_float(f.get("rate_wpm")),
+                            "est_snr_db": float(audio.stats.estimated_snr_db),
+                            "rms_dbfs": float(audio.stats.rms_dbfs),
+                            "clipped_fraction": float(audio.stats.clipped_fraction),
+                            "original_sample_rate": int(audio.original_sample_rate),
+                            "original_format": f"{audio.original_container}/{audio.original_subtype}",
+                            "original_channels": int(audio.original_channels),
+                            "resampled": bool(audio.resampled),
+                            "source_ref": entry.audio_ref,
+                            "source_layout": _as_str(f.get("source_layout")),
+                        }
+                    )
+                else:
+                    reason = outcome.reason or "rejected"
+                    reasons[reason] += 1
+                    examples.setdefault(reason, f"{_safe_name(entry.audio_ref)}: {outcome.detail}"[:160])
+                    qpath = ""
+                    if outcome.source_bytes:
+                        qpath = quarantine_file_path(batch_id, entry.index, _safe_name(entry.audio_ref))
+                        store.put_object(repo, branch, qpath, outcome.source_bytes)
+                    if entry.error and entry.raw:
+                        # A row we could not parse cannot be sanitized or re-typed: keep its bytes verbatim.
+                        store.put_object(
+                            repo, branch, quarantine_record_path(batch_id, entry.index), entry.raw
+                        )
+                    rejections.append(
+                        {
+                            "batch_id": batch_id,
+                            "index": entry.index,
+                            # repr keeps hostile names (../, control bytes) visible but inert.
+                            "source_ref": repr(entry.audio_ref or _best_effort_audio_ref(entry.raw) or ""),
+                            "reason": reason,
+                            "detail": outcome.detail,
+                            "quarantine_path": qpath,
+                            "source_sha256": hashlib.sha256(outcome.source_bytes).hexdigest() if outcome.source_bytes else "",
+                            "raw_record_sha256": hashlib.sha256(entry.raw).hexdigest() if entry.raw else "",
+                            "text_sanitized": clean.text if clean else "",
+                        }
+                    )
                 done += 1
                 if progress:
                     progress(done, len(entries))
-                continue
-            clean = sanitize_transcript(entry.text) if entry.text else None
-            if outcome.reason is None and outcome.audio is not None:
-                audio = outcome.audio
-                utt_id = _utt_id(batch_id, entry.index)
-                audio_path = f"{AUDIO_PREFIX}/{batch_id}/{utt_id}.wav"
-                store.put_object(repo, branch, audio_path, audio.wav_bytes, content_type="audio/wav")
-                kinds = {k: v for k, v in clean.counts.items() if v}
-                redactions.update(kinds)
-                redacted_utts += bool(kinds)
-                audio_seconds += audio.duration_s
-                f = entry.fields
-                rows.append(
-                    {
-                        "utt_id": utt_id,
-                        "batch_id": batch_id,
-                        "audio_path": audio_path,
-                        "sha256": audio.sha256,
-                        "duration_s": float(audio.duration_s),
-                        "sample_rate": int(audio.sample_rate),
-                        "channels": 1,
-                        "text": clean.text,
-                        "redactions": int(sum(kinds.values())),
-                        "redaction_kinds": ",".join(sorted(kinds)),
-                        "speaker": _as_str(f.get("speaker")),
-                        "accent": _as_str(f.get("accent")),
-                        "channel": _as_str(f.get("channel")),
-                        "snr_db": _as_float(f.get("snr_db")),
-                        "rate_wpm": _as_float(f.get("rate_wpm")),
-                        "est_snr_db": float(audio.stats.estimated_snr_db),
-                        "rms_dbfs": float(audio.stats.rms_dbfs),
-                        "clipped_fraction": float(audio.stats.clipped_fraction),
-                        "original_sample_rate": int(audio.original_sample_rate),
-                        "original_format": f"{audio.original_container}/{audio.original_subtype}",
-                        "original_channels": int(audio.original_channels),
-                        "resampled": bool(audio.resampled),
-                        "source_ref": entry.audio_ref,
-                        "source_layout": _as_str(f.get("source_layout")),
-                    }
-                )
-            else:
-                reason = outcome.reason or "rejected"
-                reasons[reason] += 1
-                examples.setdefault(reason, f"{_safe_name(entry.audio_ref)}: {outcome.detail}"[:160])
-                qpath = ""
-                if outcome.source_bytes:
-                    qpath = f"{QUARANTINE_PREFIX}/{batch_id}/files/{entry.index:06d}_{_safe_name(entry.audio_ref)}"
-                    store.put_object(repo, branch, qpath, outcome.source_bytes)
-                if entry.error and entry.raw:
-                    # A row we could not parse cannot be sanitized or re-typed: keep its bytes verbatim.
-                    store.put_object(
-                        repo, branch, f"{QUARANTINE_PREFIX}/{batch_id}/records/{entry.index:06d}.raw", entry.raw
-                    )
-                rejections.append(
-                    {
-                        "batch_id": batch_id,
-                        "index": entry.index,
-                        # repr keeps hostile names (../, control bytes) visible but inert.
-                        "source_ref": repr(entry.audio_ref or _best_effort_audio_ref(entry.raw) or ""),
-                        "reason": reason,
-                        "detail": outcome.detail,
-                        "quarantine_path": qpath,
-                        "source_sha256": hashlib.sha256(outcome.source_bytes).hexdigest() if outcome.source_bytes else "",
-                        "raw_record_sha256": hashlib.sha256(entry.raw).hexdigest() if entry.raw else "",
-                        "text_sanitized": clean.text if clean else "",
-                    }
-                )
-            done += 1
-            if progress:
-                progress(done, len(entries))
 
-    metadata = pa.Table.from_pylist(rows, schema=METADATA_SCHEMA)
-    metadata_bytes = _parquet_bytes(metadata)
-    store.put_object(repo, branch, metadata_path(batch_id), metadata_bytes, content_type="application/parquet")
-    if rejections:
-        store.put_object(
+        metadata = pa.Table.from_pylist(rows, schema=METADATA_SCHEMA)
+        metadata_bytes = _parquet_bytes(metadata)
+        store.put_object(repo, branch, metadata_path(batch_id), metadata_bytes, content_type="application/parquet")
+        if rejections:
+            store.put_object(
+                repo,
+                branch,
+                rejections_path(batch_id),
+                _parquet_bytes(pa.Table.from_pylist(rejections, schema=REJECTION_SCHEMA)),
+                content_type="application/parquet",
+            )
+        metadata_sha = hashlib.sha256(metadata_bytes).hexdigest()
+        commit_id = store.commit(
             repo,
             branch,
-            rejections_path(batch_id),
-            _parquet_bytes(pa.Table.from_pylist(rejections, schema=REJECTION_SCHEMA)),
-            content_type="application/parquet",
+            message=f"intake: batch {batch_id} ({len(rows)} accepted, {len(rejections)} quarantined)",
+            metadata={
+                "batch_id": batch_id,
+                "run_id": run_id,
+                "content_hash": content_hash,
+                "base_commit": base_commit,
+                "accepted": str(len(rows)),
+                "rejected": str(len(rejections)),
+                "redacted_utterances": str(redacted_utts),
+                "redactions": json.dumps(dict(sorted(redactions.items()))),  # per PII kind, for the redaction report
+                "audio_seconds": f"{audio_seconds:.3f}",
+                "metadata_sha256": metadata_sha,
+                "rejection_reasons": json.dumps(dict(sorted(reasons.items()))),
+                "erased_speaker_rows": str(erased_rows),
+            },
+            committer=committer,
+            allow_empty=True,
         )
-    metadata_sha = hashlib.sha256(metadata_bytes).hexdigest()
-    commit_id = store.commit(
-        repo,
-        branch,
-        message=f"intake: batch {batch_id} ({len(rows)} accepted, {len(rejections)} quarantined)",
-        metadata={
-            "batch_id": batch_id,
-            "run_id": run_id,
-            "content_hash": content_hash,
-            "base_commit": base_commit,
-            "accepted": str(len(rows)),
-            "rejected": str(len(rejections)),
-            "redacted_utterances": str(redacted_utts),
-            "redactions": json.dumps(dict(sorted(redactions.items()))),  # per PII kind, for the redaction report
-            "audio_seconds": f"{audio_seconds:.3f}",
-            "metadata_sha256": metadata_sha,
-            "rejection_reasons": json.dumps(dict(sorted(reasons.items()))),
-            "erased_speaker_rows": str(erased_rows),
-        },
-        committer=committer,
-        allow_empty=True,
-    )
-    return StagedBatch(
-        batch_id=batch_id,
-        content_hash=content_hash,
-        branch=branch,
-        base_commit=base_commit,
-        commit_id=commit_id,
-        accepted=len(rows),
-        rejected=len(rejections),
-        redacted_utterances=redacted_utts,
-        redactions=dict(sorted(redactions.items())),
-        rejection_reasons=dict(sorted(reasons.items())),
-        audio_seconds=audio_seconds,
-        source_bytes=source_bytes,
-        metadata_sha256=metadata_sha,
-        elapsed_s=time.perf_counter() - started,
-        rejection_examples=examples,
-        run_id=run_id,
-        publish_key=key,
-        erased_speaker_rows=erased_rows,
-    )
+        return StagedBatch(
+            batch_id=batch_id,
+            content_hash=content_hash,
+            branch=branch,
+            base_commit=base_commit,
+            commit_id=commit_id,
+            accepted=len(rows),
+            rejected=len(rejections),
+            redacted_utterances=redacted_utts,
+            redactions=dict(sorted(redactions.items())),
+            rejection_reasons=dict(sorted(reasons.items())),
+            audio_seconds=audio_seconds,
+            source_bytes=source_bytes,
+            metadata_sha256=metadata_sha,
+            elapsed_s=time.perf_counter() - started,
+            rejection_examples=examples,
+            run_id=run_id,
+            publish_key=key,
+            erased_speaker_rows=erased_rows,
+        )
 
 
 def erased_speaker_digests(store: VersionStore, repo: str, ref: str) -> frozenset[str]:
@@ -545,21 +542,19 @@ def _publish(store: VersionStore, repo: str, staged: StagedBatch, run_id: str, a
               "metadata_sha256": staged.metadata_sha256, "accepted": staged.accepted, "rejected": staged.rejected}
     store.put_object(repo, staged.branch, published_marker_path(staged.batch_id),
                      json.dumps(marker, sort_keys=True, indent=1).encode(), content_type="application/json")
-    store.commit(repo, staged.branch, f"audit: publish batch {staged.batch_id}",
-                 metadata={"batch_id": staged.batch_id, "run_id": run_id, "audit_event": event.event_id})
-    merged = store.merge(
-        repo,
-        staged.branch,
-        DEFAULT_BRANCH,
-        message=f"publish batch {staged.batch_id}",
-        metadata={
-            "batch_id": staged.batch_id,
-            "run_id": run_id,
-            "content_hash": staged.content_hash,
-            "source_commit": staged.commit_id,
-            "contract": "passed",
-        },
-    )
+    with branch_transaction(store, repo, staged.branch, resume=True, keep_unmerged=True) as tx:
+        tx.commit(f"audit: publish batch {staged.batch_id}",
+                  {"batch_id": staged.batch_id, "run_id": run_id, "audit_event": event.event_id})
+        merged = tx.merge(
+            f"publish batch {staged.batch_id}",
+            {
+                "batch_id": staged.batch_id,
+                "run_id": run_id,
+                "content_hash": staged.content_hash,
+                "source_commit": staged.commit_id,
+                "contract": "passed",
+            },
+        )
     # The branch has served its purpose (its commits stay reachable from main's history); branches that crashed or
     # losing runs of the same key left are tidied too. A losing run still staging finds its branch gone and stops.
     _delete_branches(store, repo, branch_for(staged.batch_id, staged.content_hash))

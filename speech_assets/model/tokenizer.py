@@ -1,7 +1,7 @@
 """Character vocabulary for CTC.
 
 Index 0 is the CTC blank, then space, apostrophe and a-z: exactly the
-alphabet of normalized transcripts (speech_assets.audio.sentences.TEXT_RE).
+alphabet of normalized transcripts (speech_assets.simulation.sentences.TEXT_RE).
 Anything else (upper case, digits, the "<phone>" of a redacted transcript)
 is not silently dropped: ``encode`` raises, so a caller decides whether to
 skip the utterance (training does, and counts it).

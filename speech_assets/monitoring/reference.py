@@ -1,6 +1,6 @@
 """The drift reference of a production model: its training population's statistics, built once, kept in the store.
 
-    reference = reference_for(store, repo, registry)      # monitoring/reference/<version>.json, built on first use
+    reference = reference_for(store, repo, registry)      # layout.reference_path(version), built on first use
 
 The reference sums the per-batch statistics of every batch in the manifest the model was trained on (its
 lineage's data commit) and adds the model's confidence histogram on that population's dev split (speakers it
@@ -16,13 +16,9 @@ import numpy as np
 
 from speech_assets.intake.manifest import read_manifest_rows
 from speech_assets.monitoring.drift import build_reference, confidence_histogram
+from speech_assets.storage.layout import reference_path
 
-REFERENCE_PREFIX = "monitoring/reference"
 MAX_CONFIDENCE_UTTERANCES = 300
-
-
-def reference_path(version: str) -> str:
-    return f"{REFERENCE_PREFIX}/{version}.json"
 
 
 def served_confidences(transcriber, feats: list[np.ndarray], max_utterances: int = MAX_CONFIDENCE_UTTERANCES,

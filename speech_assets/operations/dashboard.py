@@ -37,11 +37,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.serving import metrics as prom
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
+from speech_assets.storage.layout import DRIFT_PREFIX
 from speech_assets.training.artifacts import MODEL_NAME
 
 __all__ = [
     "CanaryEvent",
     "DashboardData",
+    "DashboardLimits",
     "DriftPoint",
     "EndpointStats",
     "ServiceSnapshot",
@@ -57,8 +59,16 @@ __all__ = [
     "with_service",
 ]
 
-DEFAULT_DRIFT_PREFIX = "monitoring/drift"
 OVERALL = "overall"
+
+
+@dataclass(frozen=True)
+class DashboardLimits:
+    """How much the page shows and how long it waits for the service."""
+
+    scrape_timeout_s: float = 3.0  # a hung service must not hold the run
+    max_versions: int = 12
+    max_batches: int = 60
 
 
 # -- the data the page is drawn from (plain values: the Dagster layer and tests build it directly) --------------
@@ -254,9 +264,9 @@ def collect_dashboard_data(
     *,
     model: str = MODEL_NAME,
     ref: str = DEFAULT_BRANCH,
-    drift_prefix: str = DEFAULT_DRIFT_PREFIX,
-    max_versions: int = 12,
-    max_batches: int = 60,
+    drift_prefix: str = DRIFT_PREFIX,
+    max_versions: int = DashboardLimits.max_versions,
+    max_batches: int = DashboardLimits.max_batches,
     max_canary_events: int = 50,
 ) -> DashboardData:
     """Everything the store knows, read at one commit (so the sections agree with each other).
@@ -302,7 +312,7 @@ def collect_dashboard_data(
     )
 
 
-def scrape_service(url: str | None, timeout_s: float = 3.0) -> ServiceSnapshot:
+def scrape_service(url: str | None, timeout_s: float = DashboardLimits.scrape_timeout_s) -> ServiceSnapshot:
     """One scrape of the service's `/metrics`; an unreachable or absent service is a snapshot that says why."""
     now = utc_now_iso()
     if not url:

@@ -67,17 +67,17 @@ from speech_assets.features.stats import batch_stats
 from speech_assets.features.store import FEATURES_PREFIX
 from speech_assets.storage.audit_log import ERASURE, PlatformEvent, new_event, read_events, stage_event
 from speech_assets.registry.registry import model_names
-from speech_assets.intake.batch import METADATA_PREFIX, metadata_path
+from speech_assets.storage.layout import METADATA_PREFIX, metadata_path
 from speech_assets.intake.manifest import MANIFEST_PATH, assert_speaker_disjoint, build_manifest
 from speech_assets.audio.pii import speaker_sha256
 from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet
 from speech_assets.registry.marks import ModelMark, erasure_marks, stage_mark
-from speech_assets.storage.base import DEFAULT_BRANCH, ConflictError, NotFoundError, VersionStore
-from speech_assets.storage.layout import marks_path
+from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
+from speech_assets.storage.layout import EVALUATIONS_PREFIX, marks_path
+from speech_assets.storage.publish import branch_transaction, retry_on_conflict
 
 # The splits a training run learns from: train (weights) and dev (checkpoint selection, LM weight tuning).
 TRAINING_SPLITS = ("train", "dev")
-EVALUATIONS_PREFIX = "evaluations/"
 MAX_ATTEMPTS = 3  # re-plan on a merge conflict (main moved under us) at most this often
 
 
@@ -278,14 +278,11 @@ def erase_speaker(store: VersionStore, repo: str, speaker_id: str, *, actor: str
     if speaker_id in reason:
         # The reason lands in an append-only trail and in commit history, which erasure cannot rewrite.
         raise ValueError("the reason must not contain the speaker id (it would outlive the erasure in the audit trail)")
-    last_conflict: ConflictError | None = None
-    for _ in range(MAX_ATTEMPTS):
-        try:
-            return _erase_once(store, repo, speaker_id, actor=actor.strip(), reason=reason.strip(), run_id=run_id,
-                               dry_run=dry_run)
-        except ConflictError as exc:  # main moved and touched the same paths: re-plan from its new head
-            last_conflict = exc
-    raise last_conflict  # type: ignore[misc]
+    # A merge conflict means main moved and touched the same paths: re-plan from its new head.
+    return retry_on_conflict(
+        lambda _: _erase_once(store, repo, speaker_id, actor=actor.strip(), reason=reason.strip(), run_id=run_id,
+                              dry_run=dry_run),
+        attempts=MAX_ATTEMPTS)
 
 
 def _erase_once(store: VersionStore, repo: str, speaker_id: str, *, actor: str, reason: str, run_id: str,
@@ -358,11 +355,10 @@ def _erase_once(store: VersionStore, repo: str, speaker_id: str, *, actor: str, 
     event = replace(event, evidence={"erasure_id": event.event_id, **event.evidence})  # the event id names the erasure
     result.erasure_id = event.event_id
 
-    branch = f"erasure-{digest[:12]}-{base[:12]}"
-    if branch in store.list_branches(repo):  # left by a crashed attempt: start over
-        store.delete_branch(repo, branch)
-    store.create_branch(repo, branch, base)
-    try:
+    # Success: the branch is spent (its commits stay in main's history).  Failure: the half-state is thrown away;
+    # main was never touched.  A process killed outright leaves the branch, which the next attempt resets.
+    with branch_transaction(store, repo, f"erasure-{digest[:12]}-{base[:12]}", base=base) as tx:
+        branch = tx.branch
         new_tables = {}
         for batch_id, table, kept_table, gone, present, feature_dirs in plans:
             old_bytes = store.get_object(repo, base, metadata_path(batch_id))
@@ -392,15 +388,8 @@ def _erase_once(store: VersionStore, repo: str, speaker_id: str, *, actor: str, 
                 "batches": ",".join(b.batch_id for b in result.batches), "utterances": str(result.utterances),
                 "marked_models": ",".join(f"{m.model}:{m.version}" for m in result.affected_models)}
         message = f"erasure: speaker sha256:{digest[:12]} ({result.utterances} utterances) — {reason}"
-        result.commit_id = store.commit(repo, branch, message, metadata=meta, committer=actor)
-        result.merge_commit = store.merge(repo, branch, DEFAULT_BRANCH, message=message, metadata=meta)
-    finally:
-        # Success: the branch is spent (its commit stays in main's history).  Failure: throw the half-state away;
-        # main was never touched.  A process killed outright leaves the branch, which the next attempt resets.
-        try:
-            store.delete_branch(repo, branch)
-        except NotFoundError:
-            pass
+        result.commit_id = tx.commit(message, meta, committer=actor)
+        result.merge_commit = tx.merge(message, meta)
     result.message = (f"erased {result.utterances} utterances in {len(result.batches)} batches; "
                       f"{len(result.affected_models)} model versions marked; main at {result.merge_commit[:12]}")
     return result

@@ -23,10 +23,10 @@ import pyarrow.parquet as pq
 
 from speech_assets.audio.pii import PII_KINDS
 from speech_assets.storage.audit_log import DATA_PUBLISH, parse_time, read_events
-from speech_assets.intake.batch import METADATA_PREFIX
+from speech_assets.storage.layout import METADATA_PREFIX
+from speech_assets.storage.layout import REDACTION_REPORT_PATH as REPORT_PATH
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
 
-REPORT_PATH = "reports/redactions.json"
 
 
 @dataclass

@@ -43,8 +43,9 @@ from speech_assets.storage.audit_log import (
     read_events,
     stage_event,
 )
-from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
-from speech_assets.storage.layout import AUDIO_PREFIX, METADATA_PREFIX, QUARANTINE_PREFIX, RETENTION_PREFIX, tombstone_path
+from speech_assets.storage.base import DEFAULT_BRANCH, VersionStore
+from speech_assets.storage.publish import branch_transaction
+from speech_assets.storage.layout import AUDIO_PREFIX, METADATA_PREFIX, QUARANTINE_PREFIX, tombstone_path
 DEFAULT_RETENTION_DAYS = 365
 
 
@@ -146,11 +147,8 @@ def sweep_raw_audio(store: VersionStore, repo: str, max_age_days: float, now: da
          "kept": "metadata (redacted transcripts, lineage) and features", "unknown_age": result.unknown_age},
     )
     result.event_id = event.event_id
-    branch = f"retention-{base[:12]}"
-    if branch in store.list_branches(repo):
-        store.delete_branch(repo, branch)
-    store.create_branch(repo, branch, base)
-    try:
+    with branch_transaction(store, repo, f"retention-{base[:12]}", base=base) as tx:
+        branch = tx.branch
         for b in result.batches:
             for path in doomed[b.batch_id]:
                 store.delete_object(repo, branch, path)
@@ -166,11 +164,6 @@ def sweep_raw_audio(store: VersionStore, repo: str, max_age_days: float, now: da
                 "batches": ",".join(b.batch_id for b in result.batches), "objects": str(result.objects),
                 "bytes_freed": str(result.bytes_freed), "max_age_days": f"{max_age_days:g}"}
         message = f"retention: raw audio of {len(result.batches)} batches older than {max_age_days:g} days"
-        result.commit_id = store.commit(repo, branch, message, metadata=meta, committer=actor.strip())
-        result.merge_commit = store.merge(repo, branch, DEFAULT_BRANCH, message=message, metadata=meta)
-    finally:
-        try:
-            store.delete_branch(repo, branch)
-        except NotFoundError:
-            pass
+        result.commit_id = tx.commit(message, meta, committer=actor.strip())
+        result.merge_commit = tx.merge(message, meta)
     return result

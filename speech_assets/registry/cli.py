@@ -83,7 +83,8 @@ def _run(registry: ModelRegistry, args: argparse.Namespace) -> int:
             )
     elif args.cmd == "show":
         mv = registry.get(name, args.version)
-        print(json.dumps({**mv.record(), "stage": mv.stage.value, "read_at_commit": mv.commit_id}, indent=2, sort_keys=True))
+        record = {**mv.record(), "stage": mv.stage.value, "read_at_commit": mv.commit_id}
+        print(json.dumps(record, indent=2, sort_keys=True))
     elif args.cmd == "rollback":
         before = registry.production(name)
         mv = registry.rollback(name, args.version, actor=args.who, reason=args.why)

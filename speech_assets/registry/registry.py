@@ -21,6 +21,8 @@ Write protocol (every operation: register, set_stage, rollback):
     3. write the audit event(s), which name H and C1, and the new audit head in stages.json; commit C2
     4. merge the branch into `main`; delete the branch
 
+Steps 2-4 are one `storage.publish.branch_transaction`; the re-plan below is `storage.publish.retry_on_conflict`.
+
 Every operation rewrites `models/<name>/stages.json`, and the new content always differs (it carries a
 fresh operation id). So two operations on the same model planned from the same head both change that path
 from the same base, and whichever merges second gets a ConflictError with nothing written: it then
@@ -55,14 +57,7 @@ from enum import Enum
 from typing import Any, Callable, Mapping, Sequence
 
 from speech_assets.registry.semver import Bump, Fingerprint, NoChangeError, next_version, parse_version, sort_versions
-from speech_assets.storage.base import (
-    DEFAULT_BRANCH,
-    ConcurrentUpdateError,
-    ConflictError,
-    NotFoundError,
-    StoreError,
-    VersionStore,
-)
+from speech_assets.storage.base import DEFAULT_BRANCH, ConcurrentUpdateError, ConflictError, NotFoundError, VersionStore
 from speech_assets.storage.layout import (  # noqa: F401 (the path helpers are the registry's public names too)
     MODELS_PREFIX,
     audit_path,
@@ -70,6 +65,7 @@ from speech_assets.storage.layout import (  # noqa: F401 (the path helpers are t
     stages_path,
     version_prefix,
 )
+from speech_assets.storage.publish import Transaction, branch_transaction, retry_on_conflict
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -216,7 +212,9 @@ class ModelVersion:
             "bump": self.bump.value,
             "created_at": self.created_at,
             "created_by": self.created_by,
-            "checkpoint": {"path": self.checkpoint_path, "sha256": self.checkpoint_sha256, "size": self.checkpoint_size},
+            "checkpoint": {
+                "path": self.checkpoint_path, "sha256": self.checkpoint_sha256, "size": self.checkpoint_size,
+            },
             "calibration": {"path": self.prefix + "calibration.json", "sha256": self.calibration_sha256},
             "eval_report": {
                 "path": self.prefix + "eval_report.json",
@@ -452,7 +450,8 @@ class ModelRegistry:
         mv = self.get(name, version, ref)
         if html and not mv.has_eval_report_html:
             raise UnknownVersionError(f"{name} {version} was registered without an HTML eval report")
-        return self.store.get_object(self.repo, mv.commit_id, mv.prefix + ("eval_report.html" if html else "eval_report.json"))
+        path = mv.prefix + ("eval_report.html" if html else "eval_report.json")
+        return self.store.get_object(self.repo, mv.commit_id, path)
 
     def calibration(self, name: str, version: str, ref: str | None = None) -> dict[str, Any]:
         mv = self.get(name, version, ref)
@@ -493,7 +492,9 @@ class ModelRegistry:
             data = self.store.get_object(self.repo, commit, obj.path)
             digest = _sha256(data)
             if seq != expected_seq:
-                problems.append(f"{obj.path}: expected event #{expected_seq}, found #{seq} (events missing or duplicated)")
+                problems.append(
+                    f"{obj.path}: expected event #{expected_seq}, found #{seq} (events missing or duplicated)"
+                )
             try:
                 body = json.loads(data)
                 if body.get("seq") != seq or body.get("action") != action or body.get("model") != name:
@@ -524,7 +525,10 @@ class ModelRegistry:
                     continue
                 seq, digest = int(md["registry_audit_seq"]), md.get("registry_audit_sha256", "")
                 if seq in recorded and recorded[seq][0] != digest:
-                    problems.append(f"history records two different events as #{seq} (commits {c.id[:12]}, {recorded[seq][1][:12]})")
+                    problems.append(
+                        f"history records two different events as #{seq} "
+                        f"(commits {c.id[:12]}, {recorded[seq][1][:12]})"
+                    )
                 recorded.setdefault(seq, (digest, c.id))
             for seq, (digest, commit_id) in sorted(recorded.items()):
                 if seq not in digests:
@@ -534,7 +538,10 @@ class ModelRegistry:
                         f"event #{seq} differs from the digest recorded when it was written (commit {commit_id[:12]})"
                     )
         return AuditVerification(
-            ok=not problems, events=len(digests), head_sha256=expected_prev if digests else None, problems=tuple(problems)
+            ok=not problems,
+            events=len(digests),
+            head_sha256=expected_prev if digests else None,
+            problems=tuple(problems),
         )
 
     # -- writes -----------------------------------------------------------------------------------------
@@ -571,7 +578,11 @@ class ModelRegistry:
             raise ValueError("data_commits must be a non-empty sequence of commit ids (the training data lineage)")
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"seed must be an int, got {seed!r}")
-        for field_name, value in (("feature_config_hash", feature_config_hash), ("vocabulary_hash", vocabulary_hash), ("code_version", code_version)):
+        for field_name, value in (
+            ("feature_config_hash", feature_config_hash),
+            ("vocabulary_hash", vocabulary_hash),
+            ("code_version", code_version),
+        ):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{field_name} must be a non-empty string")
         for v in (parent_version, base_version):
@@ -652,7 +663,8 @@ class ModelRegistry:
             if target not in ALLOWED_TRANSITIONS[current]:
                 allowed = ", ".join(sorted(s.value for s in ALLOWED_TRANSITIONS[current])) or "none (use rollback)"
                 raise IllegalTransitionError(
-                    f"{name} {version}: {current.value} -> {target.value} is not allowed (from {current.value}: {allowed})"
+                    f"{name} {version}: {current.value} -> {target.value} is not allowed "
+                    f"(from {current.value}: {allowed})"
                 )
             if target in _EXCLUSIVE:
                 # Whatever serves traffic must be loadable: refuse before archiving the version it replaces.
@@ -734,7 +746,9 @@ class ModelRegistry:
         try:
             record = json.loads(self.store.get_object(self.repo, commit, version_prefix(name, version) + "model.json"))
         except NotFoundError:
-            raise UnknownVersionError(f"{name} {version} is listed in {stages_path(name)} but has no model.json") from None
+            raise UnknownVersionError(
+                f"{name} {version} is listed in {stages_path(name)} but has no model.json"
+            ) from None
         return ModelVersion.from_record(record, stage, commit)
 
     def _require_checkpoint(self, name: str, version: str, state: _State, commit: str) -> None:
@@ -772,31 +786,34 @@ class ModelRegistry:
         return _Plan(version, replace(state, stages=stages, production_history=history), changes)
 
     def _apply(self, name: str, action: str, actor: str, plan_fn: Callable[[_State, str], _Plan]) -> ModelVersion:
-        """Plan on main's head, write on a private branch, merge; re-plan and retry when the merge loses a race."""
-        for attempt in range(self.max_attempts):
-            base = self._resolve(None)
-            state = self._load_state(name, base)
-            plan = plan_fn(state, base)  # domain errors surface here, before anything is written
-            op_id = uuid.uuid4().hex
-            branch = f"{_BRANCH_PREFIX}{name.replace('_', '-')}-{op_id[:16]}"
-            try:
-                self.store.create_branch(self.repo, branch, base)
-                try:
-                    merged = self._write(name, action, actor, plan, branch, base, op_id)
-                finally:
-                    try:
-                        self.store.delete_branch(self.repo, branch)
-                    except StoreError:
-                        pass  # a leftover branch is harmless: it is never merged, and its name is unique
-            except (ConflictError, ConcurrentUpdateError):
-                # Another operation on this model merged first. Nothing of ours reached main, so planning
-                # again from the new head is safe; jittered backoff keeps racing writers from re-colliding.
-                time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))
-                continue
-            return self.get(name, plan.version, ref=merged)
-        raise RegistryBusyError(f"{action} {name}: gave up after {self.max_attempts} attempts lost merge races")
+        """Plan on main's head, write on a private branch, merge; re-plan and retry when the merge loses a race.
 
-    def _write(self, name: str, action: str, actor: str, plan: _Plan, branch: str, base: str, op_id: str) -> str:
+        Raises RegistryBusyError after `max_attempts` lost races; a domain error of `plan_fn` surfaces at once,
+        before anything is written."""
+
+        def attempt(n: int) -> tuple[_Plan, str]:
+            base = self._resolve(None)
+            plan = plan_fn(self._load_state(name, base), base)
+            op_id = uuid.uuid4().hex
+            # A unique name per attempt: a branch left behind by a crash is never merged and never reused.
+            branch = f"{_BRANCH_PREFIX}{name.replace('_', '-')}-{op_id[:16]}"
+            with branch_transaction(self.store, self.repo, branch, base=base, into=self.branch) as tx:
+                return plan, self._write(name, action, actor, plan, tx, op_id)
+
+        def backoff(n: int) -> None:
+            # Another operation on this model merged first and nothing of ours reached main; the jitter keeps
+            # racing writers from colliding again on the next attempt.
+            time.sleep(random.uniform(0, min(0.5, 0.005 * 2**n)))
+
+        plan, merged = retry_on_conflict(
+            attempt, attempts=self.max_attempts, errors=(ConflictError, ConcurrentUpdateError), backoff=backoff,
+            exhausted=lambda last: RegistryBusyError(
+                f"{action} {name}: gave up after {self.max_attempts} attempts lost merge races"),
+        )
+        return self.get(name, plan.version, ref=merged)
+
+    def _write(self, name: str, action: str, actor: str, plan: _Plan, tx: Transaction, op_id: str) -> str:
+        """Write `plan` on `tx`'s branch in two commits (the change, then the audit events naming it); merge."""
         ts = self._now()
         reason = plan.changes[0].reason  # the requested change's; displaced versions' reasons derive from it
         op = {"id": op_id, "action": action, "actor": actor, "ts": ts, "reason": reason}
@@ -813,11 +830,9 @@ class ModelRegistry:
         )
         message = f"registry {action} {name}: {summary}"
         for path, data, content_type in plan.objects:
-            self.store.put_object(self.repo, branch, path, data, content_type=content_type)
-        self.store.put_object(
-            self.repo, branch, stages_path(name), _dump(plan.state.to_json(name, op)), content_type="application/json"
-        )
-        change_commit = self.store.commit(self.repo, branch, message, metadata=who, committer=f"registry/{actor}")
+            tx.put(path, data, content_type=content_type)
+        tx.put(stages_path(name), _dump(plan.state.to_json(name, op)), content_type="application/json")
+        change_commit = tx.commit(message, who, committer=f"registry/{actor}")
 
         # The events name the commit that made the change, so they are written in a second commit.
         seq, prev = plan.state.audit_seq, plan.state.audit_sha256
@@ -835,21 +850,24 @@ class ModelRegistry:
                 "to_stage": change.to_stage.value,
                 "reason": change.reason,
                 "op_id": op_id,
-                "commits": {"base": base, "change": change_commit},
+                "commits": {"base": tx.base, "change": change_commit},
                 "prev_sha256": prev,
             }
             if i == 0 and plan.evidence:
                 event["evidence"] = plan.evidence
             data = _dump(event)
-            self.store.put_object(self.repo, branch, audit_path(name, seq, action), data, content_type="application/json")
+            tx.put(audit_path(name, seq, action), data, content_type="application/json")
             prev = _sha256(data)
         final = replace(plan.state, audit_seq=seq, audit_sha256=prev)
-        self.store.put_object(
-            self.repo, branch, stages_path(name), _dump(final.to_json(name, op)), content_type="application/json"
-        )
-        audit = {**who, "registry_audit_seq": str(seq), "registry_audit_sha256": prev, "registry_change_commit": change_commit}
-        self.store.commit(self.repo, branch, f"audit {name} #{seq}", metadata=audit, committer=f"registry/{actor}")
-        return self.store.merge(self.repo, branch, self.branch, message=message, metadata=audit)
+        tx.put(stages_path(name), _dump(final.to_json(name, op)), content_type="application/json")
+        audit = {
+            **who,
+            "registry_audit_seq": str(seq),
+            "registry_audit_sha256": prev,
+            "registry_change_commit": change_commit,
+        }
+        tx.commit(f"audit {name} #{seq}", audit, committer=f"registry/{actor}")
+        return tx.merge(message, audit)
 
 
 def _evidence(evidence: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -8,15 +8,15 @@ which store it imported first.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from speech_assets import settings
 from speech_assets.serving.routing import ModelRef, RoutingState
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = settings.PROJECT_ROOT  # the bento is built from the project's service code
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,9 @@ def plan_rollout(
 
 
 def _env(bentoml_home: str | Path) -> dict:
-    env = dict(os.environ, BENTOML_HOME=str(bentoml_home), BENTOML_DO_NOT_TRACK="true")
-    env.pop("ASR_API_KEY", None)  # never passed down to build steps
-    return env
+    # the API key is never passed down to build steps
+    return settings.child_env({"BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"},
+                              without=(settings.ASR_API_KEY,))
 
 
 def import_model(checkpoint: Path, *, version: str, temperature: float, lineage: dict, bentoml_home: str | Path) -> str:

@@ -13,7 +13,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-PROBE_SET_PATH = "serving/probe_set.json"
+from speech_assets.storage.layout import PROBE_SET_PATH  # noqa: F401 (the probe set's one key)
+
 _ALPHABET = set("abcdefghijklmnopqrstuvwxyz' ")
 
 

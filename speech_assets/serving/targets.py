@@ -62,6 +62,8 @@ class DeployTarget(Protocol):
 
     def apply_routing(self, routing: RoutingState) -> None: ...
 
+    def routing(self) -> RoutingState | None: ...  # what it routes now; None before the first deployment
+
     def status(self) -> DeploymentStatus: ...
 
     def stop(self) -> None: ...
@@ -155,7 +157,7 @@ class LocalTarget:
         port = self.port if self.port and _port_free(self.host, self.port) else _free_port(self.host)
         url = f"http://{self.host}:{port}"
         log = open(self.home / f"serve-{port}.log", "ab")
-        env = {**os.environ, **self.env, "ASR_ROUTING_FILE": str(self.routing_file)}
+        env = settings.child_env({**self.env, "ASR_ROUTING_FILE": str(self.routing_file)})
         proc = subprocess.Popen(
             [str(Path(sys.executable).with_name("bentoml")), "serve", bento_tag, "--host", self.host, "--port", str(port)],
             cwd=self.home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -1,4 +1,4 @@
-"""The platform's append-only event log, kept in the versioned store beside what it records: storage's event log.
+"""The platform's append-only event log, kept in the versioned store beside the changes it records.
 
 Platform events (data publish, erasure, retention, approval, policy change, ...) are one JSON object each,
 
@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from speech_assets.storage.base import DEFAULT_BRANCH, VersionStore
-from speech_assets.storage.layout import AUDIT_ROOT, PLATFORM_AUDIT_PREFIX  # noqa: F401 (AUDIT_ROOT: the readers' root)
+from speech_assets.storage.layout import PLATFORM_AUDIT_PREFIX
 from speech_assets.storage.publish import publish_objects
 
 # The actions platform events use (free text is allowed, these are the ones the platform writes).
@@ -77,6 +77,9 @@ class PlatformEvent:
 
 def new_event(action: str, actor: str, subject: str, summary: str, evidence: Mapping[str, Any] | None = None,
               ts: datetime | None = None) -> PlatformEvent:
+    """A new event (not yet stored) with a unique path under the platform log; stamped `ts` (default: now).
+
+    Raises ValueError on an unnamed actor or an action holding "/" or "-" (the path's separators)."""
     if not actor or not actor.strip():
         raise ValueError("an audit event needs a named actor")
     if not action or "/" in action or "-" in action:
@@ -99,7 +102,8 @@ def stage_event(store: VersionStore, repo: str, branch: str, event: PlatformEven
 
 
 def record_event(store: VersionStore, repo: str, event: PlatformEvent, run_id: str = "") -> str:
-    """Publish an event on its own (an approval, a policy change); returns main's merge commit."""
+    """Publish an event on its own (one that records nothing else in the store: an approval); returns main's
+    merge commit."""
     return publish_objects(
         store, repo, {event.path: event_bytes(event)},
         branch_prefix=f"audit-{event.event_id}",

@@ -17,6 +17,7 @@ the graph; the immutable objects they point at are the record.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 AUDIO = "audio"
@@ -37,6 +38,19 @@ class Key:
         """The fixed part of the pattern: what a `list_objects` over every such object starts from."""
         return self.pattern.split("<", 1)[0]
 
+    def within(self, batch_id: str) -> str:
+        """The fixed part of the pattern with `<batch>` filled in: what a listing of one batch's objects starts from."""
+        if "<batch>" not in self.pattern:
+            raise ValueError(f"{self.pattern} is not kept per batch")
+        return self.pattern.replace("<batch>", batch_id).split("<", 1)[0]
+
+    def matches(self, path: str) -> bool:
+        """Whether `path` is an object of this key: a placeholder stands for one path segment (or part of one), a
+        pattern ending in "/" holds everything under it."""
+        regex = "".join("[^/]+" if part.startswith("<") else re.escape(part)
+                        for part in re.split(r"(<[^>]+>)", self.pattern) if part)
+        return re.fullmatch(regex + (".+" if self.pattern.endswith("/") else ""), path) is not None
+
 
 # -- intake: one batch's audio, metadata and rejections ---------------------------------------------------
 METADATA_PREFIX = "metadata"
@@ -47,6 +61,14 @@ PUBLISHED_PREFIX = "intake/published"
 
 def metadata_path(batch_id: str) -> str:
     return f"{METADATA_PREFIX}/{batch_id}.parquet"
+
+
+def metadata_batch_id(path: str) -> str | None:
+    """The batch whose metadata table `path` is (the inverse of `metadata_path`); None for any other path."""
+    head, tail = f"{METADATA_PREFIX}/", ".parquet"
+    if path.startswith(head) and path.endswith(tail) and "/" not in path[len(head) : -len(tail)]:
+        return path[len(head) : -len(tail)] or None
+    return None
 
 
 def audio_dir(batch_id: str) -> str:
@@ -101,6 +123,29 @@ def checkpoint_dir(digest: str) -> str:
 
 def evaluation_dir(checkpoint_digest: str) -> str:
     return f"{EVALUATIONS_PREFIX}{checkpoint_digest[:16]}"
+
+
+def evaluation_rows_path(checkpoint_digest: str) -> str:
+    return f"{evaluation_dir(checkpoint_digest)}/rows.parquet"
+
+
+def champion_rows_path(checkpoint_digest: str) -> str:
+    return f"{evaluation_dir(checkpoint_digest)}/champion_rows.parquet"
+
+
+def checkpoint_path(digest: str) -> str:
+    return f"{checkpoint_dir(digest)}/checkpoint.pt"
+
+
+def training_record_path(digest: str) -> str:
+    return f"{checkpoint_dir(digest)}/training.json"
+
+
+def evaluation_paths(checkpoint_digest: str) -> dict[str, str]:
+    """The files of one checkpoint's evaluation, by role: report (JSON), html, rows, champion_rows."""
+    prefix = evaluation_dir(checkpoint_digest)
+    return {"report": f"{prefix}/report.json", "html": f"{prefix}/report.html",
+            "rows": evaluation_rows_path(checkpoint_digest), "champion_rows": champion_rows_path(checkpoint_digest)}
 
 
 # -- registry ---------------------------------------------------------------------------------------------
@@ -225,6 +270,27 @@ KEYS: tuple[Key, ...] = (
     Key("reports/ops_dashboard.sha256", "operations (ops_dashboard)", "operations (ops_dashboard)", NONE,
         "digest of the stored dashboard's store-derived content"),
 )
+
+
+def key(pattern: str) -> Key:
+    """The entry of `KEYS` with this pattern."""
+    found = [k for k in KEYS if k.pattern == pattern]
+    if len(found) != 1:
+        raise KeyError(f"{pattern!r} is not one key of the layout")
+    return found[0]
+
+
+# The keys that hold speaker data, by name: erasure and retention act on them (each is one entry of KEYS).
+AUDIO_KEY = key("audio/<batch>/<utt>.wav")
+METADATA_KEY = key("metadata/<batch>.parquet")
+QUARANTINE_FILES_KEY = key("quarantine/<batch>/files/<n>_<name>")
+QUARANTINE_RECORDS_KEY = key("quarantine/<batch>/records/<n>.raw")
+REJECTIONS_KEY = key("quarantine/<batch>/rejections.parquet")
+MANIFEST_KEY = key("manifest/audio_manifest.parquet")
+FEATURES_KEY = key("features/<config digest>/<batch>/")
+EVALUATION_ROWS_KEY = key("evaluations/<digest16>/rows.parquet")
+CHAMPION_ROWS_KEY = key("evaluations/<digest16>/champion_rows.parquet")
+PROBE_SET_KEY = key("serving/probe_set.json")
 
 
 def keys_holding(kind: str) -> tuple[Key, ...]:

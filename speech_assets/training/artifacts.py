@@ -1,12 +1,10 @@
-"""Where training and evaluation artifacts live in the versioned store, and the pointers between them.
+"""Training's artifacts in the versioned store: the checkpoint, its record, and the pointer to the latest one.
 
-    checkpoints/<digest16>/checkpoint.pt      the trained model (tensors + plain dicts only)
-    checkpoints/<digest16>/training.json      model + train config, lineage, loss and dev-WER curves
-    checkpoints/latest.json                   which checkpoint the latest training produced
-    evaluations/<digest16>/report.json|html   the evaluation report (and rows.parquet, champion_rows.parquet)
-    evaluations/latest.json                   which evaluation is the latest, with its calibration
-
-Each write goes through its own branch and is merged into main, like every other asset's output.
+The keys are `storage.layout`'s: `checkpoint_path(digest)` (the trained model: tensors + plain dicts only),
+`training_record_path(digest)` (model + train config, lineage, loss and dev-WER curves); `CHECKPOINT_POINTER`
+says which checkpoint the latest training produced (`EVALUATION_POINTER`, the evaluation's, is re-exported here
+for the modules that read both). Each write goes through its own branch and is merged into main, like every
+other asset's output.
 """
 
 from __future__ import annotations
@@ -17,12 +15,19 @@ import json
 from dataclasses import dataclass
 
 from speech_assets.storage.base import DEFAULT_BRANCH, VersionStore
+from speech_assets.storage.layout import (
+    CHECKPOINT_POINTER,
+    EVALUATION_POINTER,
+    checkpoint_path,
+    training_record_path,
+)
 from speech_assets.storage.publish import publish_objects
+
+__all__ = ["CHECKPOINT_POINTER", "EVALUATION_POINTER", "MODEL_NAME", "TRAINING_CODE_VERSION", "Saved",
+           "latest_checkpoint", "parquet_bytes", "read_parquet_rows", "save_checkpoint"]
 
 MODEL_NAME = "asr"
 TRAINING_CODE_VERSION = "1"
-CHECKPOINT_POINTER = "checkpoints/latest.json"
-EVALUATION_POINTER = "evaluations/latest.json"
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,10 @@ def save_checkpoint(
     store: VersionStore, repo: str, blob: bytes, *, digest: str, lineage: dict, model_config: dict,
     train_config: dict, loss_curve: list, dev_wer_curve: list, run_id: str,
 ) -> Saved:
-    prefix = f"checkpoints/{digest[:16]}"
+    path = checkpoint_path(digest)
     info = {
         "digest": digest,
-        "checkpoint": f"{prefix}/checkpoint.pt",
+        "checkpoint": path,
         "checkpoint_sha256": hashlib.sha256(blob).hexdigest(),
         "lineage": lineage,
         "model_config": model_config,
@@ -53,7 +58,7 @@ def save_checkpoint(
     }
     commit = publish_objects(
         store, repo,
-        {f"{prefix}/checkpoint.pt": blob, f"{prefix}/training.json": _json(info), CHECKPOINT_POINTER: _json(info)},
+        {path: blob, training_record_path(digest): _json(info), CHECKPOINT_POINTER: _json(info)},
         message=f"asr_checkpoint {digest[:16]}",
         metadata={
             "run_id": run_id, "checkpoint_digest": digest, "data_commit": lineage["data_commit"],
@@ -62,7 +67,7 @@ def save_checkpoint(
         },
         branch_prefix="checkpoint",
     )
-    return Saved(f"{prefix}/checkpoint.pt", commit)
+    return Saved(path, commit)
 
 
 def latest_checkpoint(store: VersionStore, repo: str, ref: str = DEFAULT_BRANCH) -> tuple[dict, bytes]:

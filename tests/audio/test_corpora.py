@@ -133,7 +133,7 @@ def test_nemo_bad_lines_become_their_own_error_entries(nemo_dir):
 def test_nemo_reads_a_simulated_batch(tmp_path):
     if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
         pytest.skip("espeak-ng and sox are needed")
-    from speech_assets.audio.simulate import SimulationConfig, generate_batch
+    from speech_assets.simulation.speech import SimulationConfig, generate_batch
 
     out = tmp_path / "sim"
     generate_batch(out, SimulationConfig(n_utterances=3, seed=9, workers=1))

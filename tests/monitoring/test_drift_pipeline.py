@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 import torch
 
-from speech_assets.audio.simulate import SimulationConfig, generate_batch
+from speech_assets.simulation.speech import SimulationConfig, generate_batch
 from speech_assets.defs.features.assets import features
 from speech_assets.defs.intake.assets import audio_manifest, raw_audio
 from speech_assets.defs.intake.partitions import intake_batches
@@ -21,7 +21,7 @@ from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.features.logmel import FeatureConfig
 from speech_assets.model.architecture import CTCModel, ModelConfig
 from speech_assets.model.train import checkpoint_bytes
-from speech_assets.monitoring.reference import reference_path
+from speech_assets.storage.layout import reference_path
 from speech_assets.registry.registry import ModelRegistry
 
 REPO = "speech-assets"

@@ -10,11 +10,12 @@ import dagster as dg
 import pytest
 
 from speech_assets.defs.monitoring.assets import drift_report
-from speech_assets.defs.operations.assets import DASHBOARD_PATH, ops_dashboard
+from speech_assets.defs.operations.assets import ops_dashboard
 from speech_assets.defs.registry.assets import registered_model
 from speech_assets.defs.serving.resources import ServingResource
 from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.registry.registry import ModelRegistry
+from speech_assets.storage.layout import DASHBOARD_PATH
 from speech_assets.storage.local import LocalVersionStore
 from tests.operations.conftest import LoopbackServer, metrics_text
 from tests.operations.test_dashboard import _register, _report

@@ -21,7 +21,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from speech_assets.defs.serving.assets import BENTO_RECORD, DEPLOYMENT_RECORD, asr_bento, asr_deployment
+from speech_assets.defs.serving.assets import asr_bento, asr_deployment
 from speech_assets.defs.serving.resources import ServingResource
 from speech_assets.defs.serving.sensors import canary_sensor
 from speech_assets.defs.storage.resources import VersionStoreResource
@@ -30,9 +30,9 @@ from speech_assets.intake.manifest import MANIFEST_PATH
 from speech_assets.model.architecture import CTCModel, ModelConfig
 from speech_assets.model.train import checkpoint_bytes
 from speech_assets.registry.registry import ModelRegistry, Stage
-from speech_assets.serving.probe_set import PROBE_SET_PATH
 from speech_assets.serving.routing import read_state
 from speech_assets.serving.traffic import Traffic
+from speech_assets.storage.layout import BENTO_RECORD, DEPLOYMENT_RECORD, PROBE_SET_PATH
 from speech_assets.storage.local import LocalVersionStore
 from tests.serving.test_service import post
 

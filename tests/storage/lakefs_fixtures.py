@@ -4,6 +4,9 @@
 loopback stub, backed by a local store; on exit it asserts the stub saw no request or response that breaks
 lakeFS's spec, so every contract test on the stub is also a wire-compatibility test.
 `lakefs_server_store` targets a real server and is skipped unless one is configured.
+
+Both stub factories skip (naming the path looked at and `SPEECH_ASSETS_LAKEFS_SPEC`) when the lakeFS OpenAPI spec
+the stub validates against is not there: without it the stub cannot tell a right request from a wrong one.
 """
 
 from __future__ import annotations
@@ -16,17 +19,27 @@ from typing import Iterator
 import pytest
 
 from speech_assets.storage.lakefs import LakeFSVersionStore
-from speech_assets.storage.lakefs_stub import LakeFSStubServer
 from speech_assets.storage.local import LocalVersionStore
+
+from .lakefs_stub import LakeFSStubServer, SpecNotFoundError, require_spec
 
 # Throwaway credentials: the stub only checks that credentials are sent (AWS's documented example key id).
 STUB_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 STUB_SECRET_ACCESS_KEY = "stub-secret"
 
 
+def stub_spec_or_skip() -> Path:
+    """The lakeFS OpenAPI spec the stub validates against; skips the calling test when there is none."""
+    try:
+        return require_spec()
+    except SpecNotFoundError as exc:
+        pytest.skip(str(exc))
+
+
 @contextmanager
 def lakefs_stub_server(tmp_path: Path, **kwargs) -> Iterator[LakeFSStubServer]:
-    """A running stub over a fresh local store under `tmp_path` (no assertions on exit)."""
+    """A running stub over a fresh local store under `tmp_path` (no assertions on exit); skips without a spec."""
+    kwargs.setdefault("spec_path", stub_spec_or_skip())
     with LocalVersionStore(tmp_path / "lakefs-stub-backend") as backend:
         server = LakeFSStubServer(backend, **kwargs)
         with server:

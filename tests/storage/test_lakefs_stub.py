@@ -19,7 +19,6 @@ import pytest
 
 from speech_assets.storage.base import NotFoundError, StoreError
 from speech_assets.storage.lakefs import LakeFSVersionStore
-from speech_assets.storage.lakefs_stub import LakeFSStubServer
 
 from .lakefs_fixtures import (
     STUB_ACCESS_KEY_ID,
@@ -27,6 +26,7 @@ from .lakefs_fixtures import (
     lakefs_server_store,
     lakefs_stub_server,
 )
+from .lakefs_stub import DEFAULT_SPEC_PATH, SPEC_ENV, LakeFSStubServer, spec_path
 
 REPO = "stub-tests"
 
@@ -245,3 +245,19 @@ def test_server_params_skip_without_an_endpoint(monkeypatch):
     with pytest.raises(pytest.skip.Exception, match="LAKEFS_ENDPOINT"):
         with lakefs_server_store():
             pass
+
+
+def test_the_spec_path_comes_from_the_environment(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv(SPEC_ENV, raising=False)
+    assert spec_path() == DEFAULT_SPEC_PATH
+    monkeypatch.setenv(SPEC_ENV, str(tmp_path / "spec.yml"))
+    assert spec_path() == (tmp_path / "spec.yml").resolve()
+
+
+def test_stub_tests_skip_without_a_spec_naming_the_path_and_the_variable(tmp_path: Path, monkeypatch):
+    missing = tmp_path / "no-such-spec.yml"
+    monkeypatch.setenv(SPEC_ENV, str(missing))
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        with lakefs_stub_server(tmp_path):
+            pass
+    assert str(missing) in str(skipped.value) and SPEC_ENV in str(skipped.value)

@@ -1,31 +1,15 @@
 """`eval_report` (WER/CER with speaker-bootstrap CIs per slice, calibration, RTF, baseline) and the
 blocking `promotion_gate` check that decides whether the challenger may be registered."""
 
-import json
 from typing import Optional
 
 import dagster as dg
-import numpy as np
 
 from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.defs.training.assets import asr_checkpoint
-from speech_assets.evaluation.latency import measure_rtf
-from speech_assets.evaluation.model_eval import Evaluation, evaluate
-from speech_assets.evaluation.promotion import PromotionPolicy, decide
-from speech_assets.evaluation.report import BaselineSummary, EvalReport, summarize_baseline
-from speech_assets.features.dataset import load_examples
-from speech_assets.features.logmel import FeatureConfig
-from speech_assets.governance.policy import GATE_FIELDS, read_policy
-from speech_assets.registry.registry import ModelRegistry
-from speech_assets.storage.base import DEFAULT_BRANCH
-from speech_assets.training.artifacts import (
-    EVALUATION_POINTER,
-    MODEL_NAME,
-    latest_checkpoint,
-    parquet_bytes,
-    read_parquet_rows,
-)
-from speech_assets.storage.publish import publish_objects
+from speech_assets.evaluation.run import EvaluationSettings, evaluate_checkpoint, promotion_decision
+from speech_assets.governance.policy import read_policy
+from speech_assets.training.artifacts import MODEL_NAME, latest_checkpoint
 
 OWNERS = ["team:speech-ml"]
 
@@ -34,26 +18,21 @@ class EvalConfig(dg.Config):
     """Evidence and gate settings. The gate's thresholds come from the release policy versioned in the store
     (`policy show`, section `gate`; defaults `PromotionPolicy`'s); one set here overrides it for this run."""
 
-    min_utterances: Optional[int] = None  # a slice smaller than this is reported, not gated
-    min_speakers: Optional[int] = None
-    wer_floor: Optional[float] = None  # first model: overall WER (upper CI bound) must be under this
-    slice_wer_floor: Optional[float] = None  # first model: every gated slice's WER must be under this
-    max_ece: Optional[float] = None
-    wer_tolerance: Optional[float] = None  # challenger vs champion: overall WER may not be confidently worse by more
-    slice_wer_tolerance: Optional[float] = None
-    ece_tolerance: Optional[float] = None  # challenger vs champion: calibration error may not rise by more
-    bootstrap_resamples: int = 1000
-    seed: int = 0
-    # pocketsphinx on this many test utterances (0 = skip); it runs at ~0.84x real time on 2 cores (measured),
-    # so its sample is small and its size is printed beside its WER
-    baseline_utterances: int = 20
-    rtf_utterances: int = 20
+    min_utterances: Optional[int] = EvaluationSettings.min_utterances  # a slice smaller than this is not gated
+    min_speakers: Optional[int] = EvaluationSettings.min_speakers
+    wer_floor: Optional[float] = EvaluationSettings.wer_floor  # first model: overall WER (upper CI bound) under this
+    slice_wer_floor: Optional[float] = EvaluationSettings.slice_wer_floor  # first model: every gated slice's WER
+    max_ece: Optional[float] = EvaluationSettings.max_ece
+    wer_tolerance: Optional[float] = EvaluationSettings.wer_tolerance  # how much worse than the champion, overall
+    slice_wer_tolerance: Optional[float] = EvaluationSettings.slice_wer_tolerance
+    ece_tolerance: Optional[float] = EvaluationSettings.ece_tolerance  # how much calibration error may rise
+    bootstrap_resamples: int = EvaluationSettings.bootstrap_resamples
+    seed: int = EvaluationSettings.seed
+    baseline_utterances: int = EvaluationSettings.baseline_utterances  # pocketsphinx's sample (0 = skip)
+    rtf_utterances: int = EvaluationSettings.rtf_utterances
 
-
-def _waveforms(vs, repo, commit, utterances):
-    from speech_assets.audio.decode import read_canonical_wav
-
-    return [read_canonical_wav(vs.get_object(repo, commit, u.audio_path))[0] for u in utterances]
+    def to_domain(self) -> EvaluationSettings:
+        return EvaluationSettings(**self.model_dump())
 
 
 @dg.asset(
@@ -71,90 +50,14 @@ def _waveforms(vs, repo, commit, utterances):
 )
 def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: VersionStoreResource) -> dg.MaterializeResult:
     vs, repo = store.open(), store.repository
-    info, blob = latest_checkpoint(vs, repo)
-    data_commit = info["lineage"]["data_commit"]
-    examples = load_examples(vs, repo, data_commit, FeatureConfig(**info["lineage"]["feature_config"]), splits=("dev", "test"))
-    dev, test = examples.splits["dev"], examples.splits["test"]
-    context.log.info(f"evaluating checkpoint {info['digest'][:16]} on {len(test)} test utterances (dev {len(dev)})")
-
-    registry = ModelRegistry(vs, repo)
-    champion_version = registry.production(MODEL_NAME)
-    champion = None
-    if champion_version is not None:
-        calib = registry.calibration(MODEL_NAME, champion_version.version)  # parsed JSON
-        champion = (registry.checkpoint(MODEL_NAME, champion_version.version), float(calib.get("temperature", 1.0)))
-
-    from speech_assets.model.inference import Transcriber
-
-    # RTF and the baseline decode raw audio; batches whose audio the retention sweep removed have features only.
-    from speech_assets.intake.manifest import swept_batches
-
-    swept = swept_batches(vs, repo, data_commit)
-    audible = [u for u in test if u.batch_id not in swept]
-    rtf = None
-    if config.rtf_utterances and audible:
-        sample = audible[: config.rtf_utterances]
-        transcriber = Transcriber.from_checkpoint(blob)
-        rtf = measure_rtf(transcriber.transcribe, _waveforms(vs, repo, data_commit, sample))
-
-    baseline = None
-    if config.baseline_utterances and audible:
-        from speech_assets.evaluation.baseline import BaselineUnavailable, transcribe_pocketsphinx
-
-        sample = audible[: config.baseline_utterances]
-        try:
-            hyps = transcribe_pocketsphinx(_waveforms(vs, repo, data_commit, sample))
-            rows = [{"utterance_id": u.utt_id, "reference": u.text, "hypothesis": h, "speaker": u.speaker} for u, h in zip(sample, hyps)]
-            baseline = summarize_baseline("pocketsphinx (en-us, as shipped)", rows)
-        except BaselineUnavailable as exc:
-            baseline = BaselineSummary.unavailable("pocketsphinx", str(exc))
-
-    release = read_policy(vs, repo)
-    thresholds = {k: getattr(config, k) if getattr(config, k) is not None else getattr(release.policy.gate, k)
-                  for k in GATE_FIELDS}
-    overridden = sorted(k for k in GATE_FIELDS if getattr(config, k) is not None)
-    context.log.info(
-        f"gate thresholds from the release policy at {release.commit[:12]}"
-        f"{' (stored)' if release.stored else ' (defaults)'}; run config overrides: {overridden or 'none'}"
-    )
-    policy = PromotionPolicy(**thresholds, n_resamples=config.bootstrap_resamples, seed=config.seed)
-    ev: Evaluation = evaluate(
-        blob, dev, test, model_id=info["digest"][:16], data_commit=data_commit, champion=champion, policy=policy,
-        baseline=baseline, rtf=rtf, seed=config.seed,
-    )
-    report = ev.report
-    prefix = f"evaluations/{info['digest'][:16]}"
-    pointer = {
-        "checkpoint_digest": info["digest"],
-        "report": f"{prefix}/report.json",
-        "html": f"{prefix}/report.html",
-        "rows": f"{prefix}/rows.parquet",
-        "champion_rows": f"{prefix}/champion_rows.parquet" if ev.champion_rows is not None else None,
-        "champion_version": champion_version.version if champion_version else None,
-        "temperature": ev.temperature,
-        "ece": ev.ece,
-        "champion_ece": ev.champion_ece,
-        "policy": policy.to_dict(),
-        "data_commit": data_commit,
-    }
-    objects = {
-        pointer["report"]: report.to_json().encode(),
-        pointer["html"]: report.html().encode(),
-        pointer["rows"]: parquet_bytes(ev.rows),
-        EVALUATION_POINTER: json.dumps(pointer, sort_keys=True, indent=1, default=str).encode(),
-    }
-    if ev.champion_rows is not None:
-        objects[pointer["champion_rows"]] = parquet_bytes(ev.champion_rows)
-    commit = publish_objects(
-        vs, repo, objects, branch_prefix="eval", message=f"eval_report {info['digest'][:16]}",
-        metadata={"run_id": context.run.run_id, "checkpoint_digest": info["digest"], "data_commit": data_commit},
-    )
-
-    metadata = {
-        "commit_in": dg.MetadataValue.text(data_commit),
-        "commit_out": dg.MetadataValue.text(commit),
-        "dagster/uri": dg.MetadataValue.path(store.uri(commit, pointer["html"])),
-        "checkpoint_digest": info["digest"],
+    run = evaluate_checkpoint(vs, repo, latest_checkpoint(vs, repo), read_policy(vs, repo), config.to_domain(),
+                              model_name=MODEL_NAME, run_id=context.run.run_id, log=context.log)
+    report = run.report
+    return dg.MaterializeResult(metadata={
+        "commit_in": dg.MetadataValue.text(run.data_commit),
+        "commit_out": dg.MetadataValue.text(run.commit),
+        "dagster/uri": dg.MetadataValue.path(store.uri(run.commit, run.pointer["html"])),
+        "checkpoint_digest": run.checkpoint_digest,
         "test_utterances": report.n_utterances,
         "test_speakers": report.n_speakers,
         "wer": float(report.wer),
@@ -163,35 +66,19 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
         "cer": float(report.cer),
         "ece_before": float(report.calibration.ece_before),
         "ece_after": float(report.calibration.ece_after),
-        "temperature": float(ev.temperature),
-        "rtf": float(rtf.rtf) if rtf else float("nan"),
-        "champion_version": pointer["champion_version"] or "",
+        "temperature": float(run.evaluation.temperature),
+        "rtf": run.rtf_value,
+        "champion_version": run.champion_version or "",
         # which release policy set the gate (and what a run config overrode), for the audit of a decision
-        "release_policy_commit": dg.MetadataValue.text(release.commit),
-        "gate_overrides": dg.MetadataValue.json({k: thresholds[k] for k in overridden}),
+        "release_policy_commit": dg.MetadataValue.text(run.policy_commit),
+        "gate_overrides": dg.MetadataValue.json(run.gate_overrides),
         "report": dg.MetadataValue.md(report.markdown()),
         # The UI renders markdown images, so the plots show on the asset page itself (also in report.html).
         "plots": dg.MetadataValue.md(report.plots_markdown()),
-        "decoder": ev.decoder,
-    }
-    for s in report.slices:
-        metadata[f"wer/{s.column}={s.value}"] = float(s.wer) if s.wer == s.wer else float("nan")
-    if baseline is not None and getattr(baseline, "wer", None) is not None:
-        metadata["baseline_wer"] = float(baseline.wer)
-    return dg.MaterializeResult(metadata=metadata)
-
-
-def load_evaluation(vs, repo) -> tuple[dict, list[dict], list[dict] | None]:
-    pointer = json.loads(vs.get_object(repo, DEFAULT_BRANCH, EVALUATION_POINTER))
-    rows = read_parquet_rows(vs.get_object(repo, DEFAULT_BRANCH, pointer["rows"]))
-    champ = read_parquet_rows(vs.get_object(repo, DEFAULT_BRANCH, pointer["champion_rows"])) if pointer.get("champion_rows") else None
-    return pointer, rows, champ
-
-
-def promotion_decision(vs, repo):
-    pointer, rows, champ = load_evaluation(vs, repo)
-    policy = PromotionPolicy(**pointer["policy"]) if pointer.get("policy") else PromotionPolicy()
-    return pointer, decide(rows, challenger_ece=pointer["ece"], champion_rows=champ, champion_ece=pointer.get("champion_ece"), policy=policy)
+        "decoder": run.evaluation.decoder,
+        **{f"wer/{column}={value}": wer for (column, value), wer in run.slice_wers().items()},
+        **({} if run.baseline_wer is None else {"baseline_wer": run.baseline_wer}),
+    })
 
 
 @dg.asset_check(

@@ -7,8 +7,8 @@ from speech_assets.defs.intake.partitions import intake_batches
 from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.features.logmel import FEATURE_CODE_VERSION, FeatureConfig
 from speech_assets.features.store import compute_batch_features, feature_dir
-from speech_assets.intake.batch import metadata_path
-from speech_assets.storage.base import NotFoundError
+from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
+from speech_assets.storage.layout import metadata_path
 
 # After its batch lands, unless the batch's blocking data contract failed (it never reached main).
 FEATURES_AUTOMATION = (
@@ -22,17 +22,15 @@ FEATURES_AUTOMATION = (
 class FeatureAssetConfig(dg.Config):
     """The feature config (its digest names the feature set) and whether to recompute an unchanged batch."""
 
-    n_fft: int = 400
-    hop_length: int = 160
-    n_mels: int = 80
-    f_min: float = 20.0
-    f_max: float = 7600.0
+    n_fft: int = FeatureConfig.n_fft
+    hop_length: int = FeatureConfig.hop_length
+    n_mels: int = FeatureConfig.n_mels
+    f_min: float = FeatureConfig.f_min
+    f_max: float = FeatureConfig.f_max
     force: bool = False
 
-    def feature_config(self) -> FeatureConfig:
-        return FeatureConfig(
-            n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels, f_min=self.f_min, f_max=self.f_max
-        )
+    def to_domain(self) -> FeatureConfig:
+        return FeatureConfig(**self.model_dump(exclude={"force"}))
 
 
 @dg.asset(
@@ -54,10 +52,10 @@ def features(
     context: dg.AssetExecutionContext, config: FeatureAssetConfig, store: VersionStoreResource
 ) -> dg.MaterializeResult:
     vs = store.open()
-    fconfig = config.feature_config()
+    fconfig = config.to_domain()
     batch_id = context.partition_key
     try:
-        vs.stat_object(store.repository, "main", metadata_path(batch_id))
+        vs.stat_object(store.repository, DEFAULT_BRANCH, metadata_path(batch_id))
     except NotFoundError:
         raise dg.Failure(f"batch {batch_id} is not published on main (did its data contract fail?)") from None
     result = compute_batch_features(

@@ -8,8 +8,9 @@ from speech_assets.defs.intake.checks import BATCH_CONTRACT_CHECK, batch_contrac
 from speech_assets.defs.intake.partitions import intake_batches
 from speech_assets.defs.intake.resources import LandingZoneResource
 from speech_assets.defs.storage.resources import VersionStoreResource
-from speech_assets.intake.batch import AlreadyPublished, audit_batch, metadata_path, publish_batch, stage_batch
-from speech_assets.intake.manifest import MANIFEST_PATH, publish_manifest
+from speech_assets.intake.batch import AlreadyPublished, audit_batch, publish_batch, stage_batch
+from speech_assets.intake.manifest import publish_manifest
+from speech_assets.storage.layout import MANIFEST_PATH, metadata_path
 
 OWNERS = ["team:speech-data"]
 
@@ -36,23 +37,16 @@ MANIFEST_AUTOMATION = (
 class RawAudioConfig(dg.Config):
     """Validation policy for a batch (defaults match `ValidationPolicy`)."""
 
-    min_duration_s: float = 0.3
-    max_duration_s: float = 30.0
-    min_sample_rate: int = 8000
-    max_clipped_fraction: float = 0.01
-    silence_dbfs: float = -50.0
-    downmix: bool = False
-    workers: int = 2
+    min_duration_s: float = ValidationPolicy.min_duration_s
+    max_duration_s: float = ValidationPolicy.max_duration_s
+    min_sample_rate: int = ValidationPolicy.min_sample_rate
+    max_clipped_fraction: float = ValidationPolicy.max_clipped_fraction
+    silence_dbfs: float = ValidationPolicy.silence_dbfs
+    downmix: bool = ValidationPolicy.downmix
+    workers: int = 2  # validation processes
 
-    def policy(self) -> ValidationPolicy:
-        return ValidationPolicy(
-            min_duration_s=self.min_duration_s,
-            max_duration_s=self.max_duration_s,
-            min_sample_rate=self.min_sample_rate,
-            max_clipped_fraction=self.max_clipped_fraction,
-            silence_dbfs=self.silence_dbfs,
-            downmix=self.downmix,
-        )
+    def to_domain(self) -> ValidationPolicy:
+        return ValidationPolicy(**self.model_dump(exclude={"workers"}))
 
 
 @dg.asset(
@@ -77,7 +71,7 @@ def raw_audio(
 ) -> dg.MaterializeResult:
     batch = landing.batch(context.partition_key)
     vs = store.open()
-    policy = config.policy()
+    policy = config.to_domain()
     context.log.info(f"ingesting {batch.path} into {store.describe()}")
 
     def progress(done: int, total: int) -> None:

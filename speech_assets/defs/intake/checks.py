@@ -24,10 +24,11 @@ def manifest_speaker_disjoint(store: VersionStoreResource) -> dg.AssetCheckResul
 
     import pyarrow.parquet as pq
 
-    from speech_assets.intake.manifest import MANIFEST_PATH
+    from speech_assets.storage.base import DEFAULT_BRANCH
+    from speech_assets.storage.layout import MANIFEST_PATH
 
     vs = store.open()
-    table = pq.read_table(io.BytesIO(vs.get_object(store.repository, "main", MANIFEST_PATH)))
+    table = pq.read_table(io.BytesIO(vs.get_object(store.repository, DEFAULT_BRANCH, MANIFEST_PATH)))
     splits_by_speaker: dict[str, set[str]] = {}
     for key, split in zip(table.column("speaker_key").to_pylist(), table.column("split").to_pylist()):
         splits_by_speaker.setdefault(key, set()).add(split)

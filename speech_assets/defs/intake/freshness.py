@@ -5,13 +5,13 @@ drift reports stop; this check turns that silence into a visible warning on `aud
 SPEECH_ASSETS_INTAKE_FRESHNESS_HOURS sets the window (default 24 h).
 """
 
-import os
 from datetime import timedelta
 
 import dagster as dg
 
-INTAKE_FRESHNESS_HOURS = float(os.environ.get("SPEECH_ASSETS_INTAKE_FRESHNESS_HOURS", "24"))
+from speech_assets import settings
 
+INTAKE_FRESHNESS_HOURS = settings.intake_freshness_hours()  # read when the definitions load
 
 
 def build_intake_freshness_checks(hours: float):

@@ -1,41 +1,33 @@
 """`drift_report[batch]`: how far each new batch is from the production model's training population."""
 
-import json
-
 import dagster as dg
 
 from speech_assets.defs.features.assets import FEATURES_AUTOMATION, features
 from speech_assets.defs.intake.partitions import intake_batches
 from speech_assets.defs.storage.resources import VersionStoreResource
-from speech_assets.features.store import load_features, load_stats
-from speech_assets.monitoring.drift import DriftConfig, drift_report as compute_drift_report
-from speech_assets.monitoring.reference import reference_for, served_confidences, transcriber_for
-from speech_assets.registry.registry import ModelRegistry
-from speech_assets.storage.base import DEFAULT_BRANCH
-from speech_assets.storage.publish import publish_objects
+from speech_assets.monitoring.batch_report import judge_batch
+from speech_assets.monitoring.drift import DriftConfig
 from speech_assets.training.artifacts import MODEL_NAME
-
-DRIFT_PREFIX = "monitoring/drift"
 
 
 class DriftAssetConfig(dg.Config):
     """Thresholds of the drift signals (see speech_assets.monitoring.drift.DriftConfig for each one's meaning)."""
 
-    min_utterances: int = 30
-    min_subgroup_utterances: int = 15
-    alpha: float = 0.01
-    psi_threshold: float = 0.25
-    band_js_threshold: float = 0.15
-    mix_js_threshold: float = 0.20
-    unseen_share_threshold: float = 0.10
-    subgroup_shift_threshold: float = 0.50
-    oov_threshold: float = 0.05
-    clipping_threshold: float = 0.01
-    confidence_drop_threshold: float = 0.10
+    min_utterances: int = DriftConfig.min_utterances
+    min_subgroup_utterances: int = DriftConfig.min_subgroup_utterances
+    alpha: float = DriftConfig.alpha
+    psi_threshold: float = DriftConfig.psi_threshold
+    band_js_threshold: float = DriftConfig.band_js_threshold
+    mix_js_threshold: float = DriftConfig.mix_js_threshold
+    unseen_share_threshold: float = DriftConfig.unseen_share_threshold
+    subgroup_shift_threshold: float = DriftConfig.subgroup_shift_threshold
+    oov_threshold: float = DriftConfig.oov_threshold
+    clipping_threshold: float = DriftConfig.clipping_threshold
+    confidence_drop_threshold: float = DriftConfig.confidence_drop_threshold
     confidence_utterances: int = 200  # the served model transcribes at most this many of the batch's utterances
 
-    def drift_config(self) -> DriftConfig:
-        return DriftConfig(**{k: v for k, v in self.model_dump().items() if k in DriftConfig.__dataclass_fields__})
+    def to_domain(self) -> DriftConfig:
+        return DriftConfig(**self.model_dump(exclude={"confidence_utterances"}))
 
 
 @dg.asset(
@@ -56,45 +48,31 @@ class DriftAssetConfig(dg.Config):
     ),
 )
 def drift_report(context: dg.AssetExecutionContext, config: DriftAssetConfig, store: VersionStoreResource) -> dg.MaterializeResult:
-    vs, repo = store.open(), store.repository
     batch = context.partition_key
-    registry = ModelRegistry(vs, repo)
-    production = registry.production(MODEL_NAME)
-    if production is None:
+    judged = judge_batch(store.open(), store.repository, batch, config.to_domain(), model_name=MODEL_NAME,
+                         confidence_utterances=config.confidence_utterances, run_id=context.run.run_id)
+    if judged is None:
         # Nothing serves yet, so there is no population to drift from; say so rather than invent a reference.
         return dg.MaterializeResult(metadata={"status": "no production model yet: no reference to compare with",
                                               "drift_score": 0.0, "drifted": False})
-    reference = reference_for(vs, repo, registry, MODEL_NAME, production.version, run_id=context.run.run_id)
-    transcriber = transcriber_for(registry, MODEL_NAME, production.version)
-    head = vs.resolve(repo, DEFAULT_BRANCH)
-    stats = load_stats(vs, repo, head, transcriber.feature_config, batch)
-    feats = list(load_features(vs, repo, head, transcriber.feature_config, batch).values())
-    confidences = served_confidences(transcriber, feats, config.confidence_utterances)
-    report = compute_drift_report(batch, stats, reference, config.drift_config(), confidences)
-    in_reference = batch in reference.get("batch_ids", [])
-    body = {**report.to_dict(), "reference_model": production.version, "data_commit": head, "in_reference": in_reference}
-    path = f"{DRIFT_PREFIX}/{batch}.json"
-    commit = publish_objects(vs, repo, {path: json.dumps(body, sort_keys=True, default=str).encode()},
-                             branch_prefix=f"drift-{batch}", message=f"drift_report {batch}",
-                             metadata={"run_id": context.run.run_id, "batch_id": batch},
-                             content_types={path: "application/json"})
+    report = judged.report
     metadata = {
-        "status": "in the reference (the model trained on this batch)" if in_reference else "judged",
+        "status": judged.status,
         "drift_score": round(report.score, 4),
-        "drifted": report.drifted and not in_reference,
+        "drifted": judged.drifted,
         "fired": ", ".join(report.fired) or "none",
         "utterances": report.utterances,
-        "reference_model": production.version,
-        "reference_batches": len(reference.get("batch_ids", [])),
-        "data_commit": dg.MetadataValue.text(head),
+        "reference_model": judged.reference_model,
+        "reference_batches": judged.reference_batches,
+        "data_commit": dg.MetadataValue.text(judged.data_commit),
         "report": dg.MetadataValue.md(report.markdown()),
-        "commit_out": dg.MetadataValue.text(commit),
-        "dagster/uri": dg.MetadataValue.path(store.uri(commit, path)),
+        "commit_out": dg.MetadataValue.text(judged.commit),
+        "dagster/uri": dg.MetadataValue.path(store.uri(judged.commit, judged.path)),
     }
     # every score as a number, every time: the UI plots each one across batches
     for s in report.signals:
         if s.value is not None:
             metadata[f"signal/{s.name}"] = float(round(s.value, 5))
-    if report.drifted and not in_reference:
+    if judged.drifted:
         context.log.warning(f"drift in {batch}: {', '.join(report.fired)} (score {report.score:.2f})")
     return dg.MaterializeResult(metadata=metadata)

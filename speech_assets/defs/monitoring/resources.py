@@ -1,10 +1,10 @@
 """The retrain policy and the run config retrains use, as a resource the retrain sensor reads."""
 
 import json
-import os
 
 import dagster as dg
 
+from speech_assets import settings
 from speech_assets.monitoring.retrain import RetrainPolicy
 
 
@@ -14,13 +14,14 @@ class RetrainSettings(dg.ConfigurableResource):
     `SPEECH_ASSETS_RETRAIN` (a JSON object of these fields) overrides the defaults, e.g. for the demo's story.
     """
 
-    fire_score: float = 1.0
-    rearm_score: float = 0.7
-    cooldown_minutes: float = 60.0
-    max_per_day: int = 3
-    min_new_utterances: int = 3000
-    max_model_age_hours: float = 7 * 24.0
-    retrain_on_erasure: bool = True  # a production model trained on since-erased speech is retrained from scratch
+    fire_score: float = RetrainPolicy.fire_score
+    rearm_score: float = RetrainPolicy.rearm_score
+    cooldown_minutes: float = RetrainPolicy.cooldown_s / 60
+    max_per_day: int = RetrainPolicy.max_per_day
+    min_new_utterances: int = RetrainPolicy.min_new_utterances
+    max_model_age_hours: float = RetrainPolicy.max_model_age_s / 3600
+    # a production model trained on since-erased speech is retrained from scratch
+    retrain_on_erasure: bool = RetrainPolicy.retrain_on_erasure
     train_config_json: str = json.dumps({"warm_start": True, "epochs": 2})
     # a retrain from scratch (after an erasure marked the production model) gets a first training's budget, not the
     # fine-tune's: "{}" = TrainingConfig's defaults
@@ -44,7 +45,7 @@ class RetrainSettings(dg.ConfigurableResource):
 
 
 def retrain_from_env() -> RetrainSettings:
-    overrides = json.loads(os.environ.get("SPEECH_ASSETS_RETRAIN", "{}"))
+    overrides = settings.retrain_overrides()
     for key in ("train_config_json", "eval_config_json", "scratch_train_config_json"):
         if key in overrides and not isinstance(overrides[key], str):
             overrides[key] = json.dumps(overrides[key])

@@ -12,12 +12,12 @@ while production is marked runs with `warm_start: false` (trains from scratch).
 """
 
 import json
-import os
 import time
 from datetime import datetime
 
 import dagster as dg
 
+from speech_assets import settings
 from speech_assets.defs.monitoring.resources import RetrainSettings
 from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.defs.training.jobs import train_and_deploy
@@ -28,7 +28,7 @@ from speech_assets.registry.registry import ModelRegistry
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
 from speech_assets.training.artifacts import MODEL_NAME
 
-RETRAIN_INTERVAL_S = int(os.environ.get("SPEECH_ASSETS_RETRAIN_INTERVAL_S", "30"))
+RETRAIN_INTERVAL_S = settings.sensor_interval_s("retrain", 30)
 _ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
            dg.DagsterRunStatus.STARTED]
 

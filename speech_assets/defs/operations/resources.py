@@ -1,17 +1,11 @@
 """Where alerts go and what they judge: the alert log, an optional webhook, the drift and SLO thresholds."""
 
-import os
 from typing import Optional
 
 import dagster as dg
 
+from speech_assets import settings
 from speech_assets.operations.alerts import SLO, AlertSink
-from speech_assets.settings import data_home
-
-WEBHOOK_ENV = "SPEECH_ASSETS_ALERT_WEBHOOK"
-LOG_ENV = "SPEECH_ASSETS_ALERT_LOG"
-UI_URL_ENV = "SPEECH_ASSETS_UI_URL"
-DEFAULT_UI_URL = "http://127.0.0.1:3000"  # where `make ui` and the demo serve the Dagster UI
 
 
 class AlertSinkResource(dg.ConfigurableResource):
@@ -24,13 +18,13 @@ class AlertSinkResource(dg.ConfigurableResource):
     timeout_s: float = 3.0
     retries: int = 2
     drift_threshold: float = 1.0  # drift score (max value/threshold of any signal) that alerts
-    max_error_rate: float = 0.02  # per model version, over the window between two SLO checks
-    max_p95_latency_s: float = 2.0
-    min_requests: int = 20  # fewer requests in a window: not judged
-    ui_url: str = DEFAULT_UI_URL  # links in run-failure alerts point here
+    max_error_rate: float = SLO.max_error_rate  # per model version, over the window between two SLO checks
+    max_p95_latency_s: float = SLO.max_p95_latency_s
+    min_requests: int = SLO.min_requests  # fewer requests in a window: not judged
+    ui_url: str = settings.DEFAULT_UI_URL  # links in run-failure alerts point here
 
     def sink(self) -> AlertSink:
-        path = self.log_path or str(data_home() / "alerts" / "alerts.jsonl")
+        path = self.log_path or str(settings.data_home() / "alerts" / "alerts.jsonl")
         return AlertSink(path, self.webhook_url or None, timeout_s=self.timeout_s, retries=self.retries)
 
     def slo(self) -> SLO:
@@ -43,10 +37,10 @@ class AlertSinkResource(dg.ConfigurableResource):
 def alerts_from_env() -> AlertSinkResource:
     """SPEECH_ASSETS_ALERT_LOG moves the log file, SPEECH_ASSETS_ALERT_WEBHOOK adds the webhook,
     SPEECH_ASSETS_UI_URL says where the Dagster UI is for the links."""
-    settings = {"ui_url": os.environ.get(UI_URL_ENV, DEFAULT_UI_URL), "log_path": os.environ.get(LOG_ENV, "")}
-    if os.environ.get(WEBHOOK_ENV):
-        settings["webhook_url"] = dg.EnvVar(WEBHOOK_ENV)
-    return AlertSinkResource(**settings)
+    fields = {"ui_url": settings.ui_url(), "log_path": settings.alert_log()}
+    if settings.has_alert_webhook():
+        fields["webhook_url"] = dg.EnvVar(settings.ALERT_WEBHOOK)
+    return AlertSinkResource(**fields)
 
 
 @dg.definitions

@@ -11,10 +11,10 @@ Deliveries that fail are written to the alert log and to the tick log; they neve
 """
 
 import json
-import os
 
 import dagster as dg
 
+from speech_assets import settings
 from speech_assets.defs.operations.resources import AlertSinkResource
 from speech_assets.defs.serving.resources import ServingResource
 from speech_assets.operations.alerts import (
@@ -27,8 +27,8 @@ from speech_assets.operations.alerts import (
 )
 from speech_assets.serving.probe import scrape
 
-RUN_FAILURE_INTERVAL_S = int(os.environ.get("SPEECH_ASSETS_RUN_FAILURE_INTERVAL_S", "30"))
-ALERT_INTERVAL_S = int(os.environ.get("SPEECH_ASSETS_ALERT_INTERVAL_S", "60"))
+RUN_FAILURE_INTERVAL_S = settings.sensor_interval_s("run_failure", 30)
+ALERT_INTERVAL_S = settings.sensor_interval_s("alert", 60)
 SCRAPE_TIMEOUT_S = 5.0
 
 

@@ -1,26 +1,23 @@
 """Privacy assets: `raw_audio_retention` (the retention sweep, run daily by its schedule) and `redaction_report`."""
 
-import os
 from datetime import datetime, timezone
 
 import dagster as dg
 
+from speech_assets import settings
 from speech_assets.defs.intake.assets import audio_manifest, raw_audio
 from speech_assets.defs.storage.resources import VersionStoreResource
-from speech_assets.privacy.redaction import REPORT_PATH, publish_redaction_report, redaction_report
-from speech_assets.privacy.retention import DEFAULT_RETENTION_DAYS, RETENTION_PREFIX, sweep_raw_audio
+from speech_assets.privacy.redaction import publish_redaction_report, redaction_report
+from speech_assets.privacy.retention import DEFAULT_RETENTION_DAYS, sweep_raw_audio
+from speech_assets.storage.layout import REDACTION_REPORT_PATH, RETENTION_PREFIX
 
 OWNERS = ["team:speech-data"]
-
-
-def default_retention_days() -> float:
-    return float(os.environ.get("SPEECH_ASSETS_RETENTION_DAYS", str(DEFAULT_RETENTION_DAYS)))
 
 
 class RetentionConfig(dg.Config):
     """How long raw audio is kept after its batch was published (default: $SPEECH_ASSETS_RETENTION_DAYS, else 365)."""
 
-    max_age_days: float = default_retention_days()
+    max_age_days: float = settings.retention_days(DEFAULT_RETENTION_DAYS)  # read when the definitions load
     dry_run: bool = False
 
 
@@ -98,7 +95,7 @@ def redaction_report_asset(context: dg.AssetExecutionContext, store: VersionStor
         "changed": changed,
         "commit_in": dg.MetadataValue.text(report.ref_commit),
         "commit_out": dg.MetadataValue.text(commit),
-        "dagster/uri": dg.MetadataValue.path(store.uri(commit, REPORT_PATH)),
+        "dagster/uri": dg.MetadataValue.path(store.uri(commit, REDACTION_REPORT_PATH)),
     }
     for kind, n in totals["by_kind"].items():
         metadata[f"redactions/{kind}"] = n

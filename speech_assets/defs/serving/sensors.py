@@ -9,12 +9,10 @@ The canary's steps and guardrails and the approvals a promotion needs come from 
 """
 
 import json
-import os
 
 import dagster as dg
 
-from speech_assets.defs.serving.assets import publish_deployment_record
-from speech_assets.serving.routing import routing_markdown
+from speech_assets import settings
 from speech_assets.defs.serving.jobs import deploy_models
 from speech_assets.defs.serving.resources import ServingResource
 from speech_assets.defs.storage.resources import VersionStoreResource
@@ -22,11 +20,14 @@ from speech_assets.governance.approvals import check_stage_change
 from speech_assets.governance.policy import read_policy
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.serving.controller import CanaryController
-from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet
+from speech_assets.serving.probe_set import ProbeSet
+from speech_assets.serving.rollout import publish_deployment_record
+from speech_assets.serving.routing import routing_markdown
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
+from speech_assets.storage.layout import PROBE_SET_PATH
 from speech_assets.training.artifacts import MODEL_NAME
 
-CANARY_INTERVAL_S = int(os.environ.get("SPEECH_ASSETS_CANARY_INTERVAL_S", "30"))
+CANARY_INTERVAL_S = settings.sensor_interval_s("canary", 30)
 
 
 def _probe_loader(vs, repo: str):

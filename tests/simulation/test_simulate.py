@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speech_assets.audio import cli
-from speech_assets.audio.simulate import (
+from speech_assets.simulation import cli
+from speech_assets.simulation.speech import (
     ACCENTS,
     CHANNELS,
     MANIFEST_NAME,

@@ -1,7 +1,7 @@
 """A loopback lakeFS API stub whose every request and response is checked against lakeFS's OpenAPI spec.
 
-No lakeFS server runs on the development machines, yet the production adapter (`storage/lakefs.py`) must be
-exercised through the real SDK. This stub answers the lakeFS REST endpoints that the SDK calls for the
+No lakeFS server runs on the development machines, yet the production adapter (`speech_assets/storage/lakefs.py`)
+must be exercised through the real SDK. This stub answers the lakeFS REST endpoints that the SDK calls for the
 `VersionStore` operations, translating each one into calls on a backend `VersionStore` (normally the local
 store), and validates both directions with `openapi-core` against `lakefs-openapi.yml`:
 
@@ -20,7 +20,12 @@ Usage:
     with LakeFSStubServer(LocalVersionStore(tmp)) as url:
         store = LakeFSVersionStore(url, "AKIA...", "secret")
 
-Test support only: single host, no auth beyond checking that credentials were sent (or, if `credentials` is
+The spec is read from `$SPEECH_ASSETS_LAKEFS_SPEC` when set, else from `<repo root>/../shared/lakefs-openapi.yml`
+(`spec_path()`); `LakeFSStubServer` raises `SpecNotFoundError` when there is none, and the fixtures
+(`lakefs_fixtures.py`) turn that into a skip naming the path and the variable.
+
+Test support only, so it lives under `tests/` (it needs the test extras `openapi-core` and `werkzeug`, which the
+package never imports): single host, no auth beyond checking that credentials were sent (or, if `credentials` is
 given, that they match), nothing reachable outside 127.0.0.1. It has no Dagster import.
 """
 
@@ -29,6 +34,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -45,7 +51,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from .base import (
+from speech_assets.storage.base import (
     DEFAULT_BRANCH,
     AlreadyExistsError,
     ConcurrentUpdateError,
@@ -60,9 +66,33 @@ from .base import (
 
 log = logging.getLogger(__name__)
 
-# speech_assets/storage/lakefs_stub.py -> repository root is three levels up; the spec is shared beside it.
+# tests/storage/lakefs_stub.py -> the repository root is three levels up; the spec is shared beside it.
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SPEC_ENV = "SPEECH_ASSETS_LAKEFS_SPEC"
 DEFAULT_SPEC_PATH = (REPO_ROOT / ".." / "shared" / "lakefs-openapi.yml").resolve()
+
+
+class SpecNotFoundError(FileNotFoundError):
+    """There is no lakeFS OpenAPI spec where `spec_path()` looks; the message names the path and `SPEC_ENV`."""
+
+
+def spec_path() -> Path:
+    """Where the lakeFS OpenAPI spec is: `$SPEECH_ASSETS_LAKEFS_SPEC` when set, else `DEFAULT_SPEC_PATH`.
+
+    Read at each call (not at import), so a test or a shell can point it elsewhere."""
+    value = os.environ.get(SPEC_ENV)
+    return Path(value).expanduser().resolve() if value else DEFAULT_SPEC_PATH
+
+
+def require_spec(path: str | Path | None = None) -> Path:
+    """`path` (default: `spec_path()`) if it is a file; raises SpecNotFoundError otherwise."""
+    found = Path(path) if path is not None else spec_path()
+    if not found.is_file():
+        raise SpecNotFoundError(
+            f"no lakeFS OpenAPI spec at {found}: set {SPEC_ENV} to the path of lakefs-openapi.yml "
+            f"(default: {DEFAULT_SPEC_PATH})"
+        )
+    return found
 
 API_PREFIX = "/api/v1"
 STUB_VERSION = "1.0.0-speech-assets-stub"
@@ -188,14 +218,14 @@ class LakeFSStubServer:
     def __init__(
         self,
         backend: VersionStore,
-        spec_path: str | Path = DEFAULT_SPEC_PATH,
+        spec_path: str | Path | None = None,
         *,
         username: str = "speech_assets",
         credentials: Mapping[str, str] | None = None,
         max_per_page: int = LAKEFS_MAX_PER_PAGE,
     ):
         self.backend = backend
-        self.spec_path = Path(spec_path)
+        self.spec_path = require_spec(spec_path)  # default: spec_path(), the variable or the shared copy
         # lakeFS records the authenticated user as the committer; the stub has a single user.
         self.username = username
         self._credentials = dict(credentials) if credentials is not None else None

@@ -33,7 +33,7 @@ Manifest row (one JSON object per line, keys in this order)::
     channel         str    "clean" | "telephone" | "noisy" | "reverb"
     snr_db          float | null   requested SNR for "noisy", else null
     rate_wpm        int    espeak-ng speaking rate, words per minute
-    kind            str    sentence kind (see speech_assets.audio.sentences)
+    kind            str    sentence kind (see speech_assets.simulation.sentences)
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speech_assets.audio.sentences import SentenceGenerator
+from speech_assets.simulation.sentences import SentenceGenerator
 
 __all__ = [
     "ACCENTS",

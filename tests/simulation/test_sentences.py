@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from speech_assets.audio.sentences import (
+from speech_assets.simulation.sentences import (
     KINDS,
     TEXT_RE,
     SentenceGenerator,

@@ -14,6 +14,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from speech_assets.demo.landing import generate_landing
+from speech_assets.demo.progress import log
+from speech_assets.demo.records import metadata, since
+
 # name, seed, accents, channels, utterances (None: the drifted day's size)
 STORY_DAYS = [
     ("day-04", 104, "us,gb,rp,scottish", "clean:0.8,noisy:0.2", 300),
@@ -22,10 +26,6 @@ STORY_DAYS = [
 DRIFTED_DAY = "day-05"
 # The drifted slices the retrain should fix (what the summary highlights).
 DRIFTED_SLICES = ("accent=caribbean", "channel=telephone")
-
-
-def _log(msg: str) -> None:
-    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 @dataclass
@@ -49,33 +49,21 @@ class Story:
 
     def note(self, what: str) -> None:
         self.events.append((time.time(), what))
-        _log(what)
-
-
-def _md(record) -> dict:
-    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
-
-
-def _records(instance, key: str, partition: str | None, after: float):
-    import dagster as dg
-
-    flt = dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition] if partition else None)
-    return [r for r in instance.fetch_materializations(flt, limit=5).records if r.timestamp > after]
+        log(what)
 
 
 def run_story(daemon: subprocess.Popen, drifted_utterances: int, workers: int, timeout_s: float) -> Story:
     import dagster as dg
 
-    from speech_assets.defs.serving.resources import serving_from_env
-    from speech_assets.defs.storage.resources import version_store_from_env
-    from speech_assets.demo import generate_landing
     from speech_assets.registry.registry import ModelRegistry, Stage
     from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet
+    from speech_assets.serving.targets import local_target_from_env
     from speech_assets.serving.traffic import Traffic
+    from speech_assets.storage.base import DEFAULT_BRANCH
+    from speech_assets.storage.open import open_from_env
     from speech_assets.training.artifacts import MODEL_NAME
 
-    resource = version_store_from_env()
-    vs, repo = resource.open(), resource.repository
+    vs, repo = open_from_env()
     registry = ModelRegistry(vs, repo)
     instance = dg.DagsterInstance.get()
     champion = registry.production(MODEL_NAME)
@@ -95,9 +83,9 @@ def run_story(daemon: subprocess.Popen, drifted_utterances: int, workers: int, t
                 raise SystemExit(f"dagster-daemon exited with code {daemon.returncode}")
             for name, *_ in STORY_DAYS:
                 if name not in story.drift:
-                    recs = _records(instance, "drift_report", name, story.started)
-                    if recs and _md(recs[0]).get("status") == "judged":
-                        md = story.drift[name] = _md(recs[0])
+                    recs = since(instance, "drift_report", name, story.started)
+                    if recs and metadata(recs[0]).get("status") == "judged":
+                        md = story.drift[name] = metadata(recs[0])
                         story.note(f"drift_report[{name}]: {'DRIFT' if md['drifted'] else 'no drift'} "
                                    f"(score {md['drift_score']:.2f}; fired: {md['fired']})")
                         if md["drifted"] and story.drift_at is None:
@@ -127,11 +115,11 @@ def run_story(daemon: subprocess.Popen, drifted_utterances: int, workers: int, t
                 if story.challenger is None and canary is not None:
                     story.challenger, story.canary_at = canary.version, time.time()
                     story.note(f"{canary.version} registered as the canary and deployed at 10 %; simulated users start")
-                    serving = serving_from_env()
-                    status = serving.target().status()
-                    probe = ProbeSet.from_json(vs.get_object(repo, "main", PROBE_SET_PATH))
+                    target = local_target_from_env()
+                    status = target.status()
+                    probe = ProbeSet.from_json(vs.get_object(repo, DEFAULT_BRANCH, PROBE_SET_PATH))
                     wavs = [w for w, _ in probe.load(vs, repo)]
-                    traffic = Traffic(status.url, wavs, clients=2, api_key=serving.api_key).start()
+                    traffic = Traffic(status.url, wavs, clients=2, api_key=target.api_key).start()
                 if story.challenger is not None:
                     stage = registry.get(MODEL_NAME, story.challenger).stage
                     if prod is not None and prod.version == story.challenger:
@@ -171,14 +159,13 @@ def _minutes(a: float | None, b: float | None) -> str:
 
 
 def print_story_summary(story: Story) -> None:
-    from speech_assets.defs.storage.resources import version_store_from_env
     from speech_assets.evaluation.compare import before_after, before_after_markdown
     from speech_assets.registry.registry import ModelRegistry
     from speech_assets.storage.base import DEFAULT_BRANCH
+    from speech_assets.storage.open import open_from_env
     from speech_assets.training.artifacts import EVALUATION_POINTER, MODEL_NAME, read_parquet_rows
 
-    resource = version_store_from_env()
-    vs, repo = resource.open(), resource.repository
+    vs, repo = open_from_env()
     registry = ModelRegistry(vs, repo)
     print("\n## The closed loop, as it happened\n")
     print("| batch | drift score | drifted | signals that fired |")
