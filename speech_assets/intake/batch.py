@@ -33,19 +33,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from speech_assets.audio.corpora import LandingEntry, read_entries
-from speech_assets.audio.pii import sanitize_transcript
-from speech_assets.storage.audit_log import DATA_PUBLISH, ERASURE, new_event, read_events, stage_event
+from speech_assets.audio.pii import SanitizedTranscript, sanitize_transcript, speaker_sha256
 from speech_assets.audio.validate import AudioRejected, ValidatedAudio, ValidationPolicy, safe_member_path, validate_audio
 from speech_assets.intake.contract import ContractResult, verify_batch_contract
 from speech_assets.intake.landing import LandingBatch
-from speech_assets.audio.pii import speaker_sha256
+from speech_assets.intake.metadata import METADATA_SCHEMA, REJECTION_SCHEMA, table_bytes
+from speech_assets.storage.audit_log import DATA_PUBLISH, ERASURE, PlatformEvent, new_event, read_events, stage_event
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, StoreError, VersionStore
-from speech_assets.storage.publish import branch_transaction
-from speech_assets.storage.layout import (  # noqa: F401 (callers name the batch keys through this module too)
-    AUDIO_PREFIX,
-    METADATA_PREFIX,
-    PUBLISHED_PREFIX,
-    QUARANTINE_PREFIX,
+from speech_assets.storage.layout import (  # metadata_path, rejections_path: callers import them from here too
     audio_dir,
     audio_path,
     metadata_path,
@@ -55,50 +50,7 @@ from speech_assets.storage.layout import (  # noqa: F401 (callers name the batch
     quarantine_record_path,
     rejections_path,
 )
-
-
-METADATA_SCHEMA = pa.schema(
-    [
-        ("utt_id", pa.string()),
-        ("batch_id", pa.string()),
-        ("audio_path", pa.string()),
-        ("sha256", pa.string()),
-        ("duration_s", pa.float64()),
-        ("sample_rate", pa.int32()),
-        ("channels", pa.int32()),
-        ("text", pa.string()),
-        ("redactions", pa.int32()),
-        ("redaction_kinds", pa.string()),
-        ("speaker", pa.string()),
-        ("accent", pa.string()),
-        ("channel", pa.string()),
-        ("snr_db", pa.float64()),
-        ("rate_wpm", pa.float64()),
-        ("est_snr_db", pa.float64()),
-        ("rms_dbfs", pa.float64()),
-        ("clipped_fraction", pa.float64()),
-        ("original_sample_rate", pa.int32()),
-        ("original_format", pa.string()),
-        ("original_channels", pa.int32()),
-        ("resampled", pa.bool_()),
-        ("source_ref", pa.string()),
-        ("source_layout", pa.string()),
-    ]
-)
-
-REJECTION_SCHEMA = pa.schema(
-    [
-        ("batch_id", pa.string()),
-        ("index", pa.int32()),
-        ("source_ref", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("quarantine_path", pa.string()),  # where the rejected bytes were kept (empty if there were none to keep)
-        ("source_sha256", pa.string()),
-        ("raw_record_sha256", pa.string()),
-        ("text_sanitized", pa.string()),  # the row's transcript after PII redaction, for a person to fix it
-    ]
-)
+from speech_assets.storage.publish import Transaction, branch_transaction
 
 
 def branch_for(batch_id: str, content_hash: str, run_id: str | None = None) -> str:
@@ -196,13 +148,6 @@ class IngestResult:
         return self.published_commit is not None
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    # No statistics timestamps or writer ids that vary run to run: equal tables give equal bytes.
-    pq.write_table(table, sink, compression="zstd", write_statistics=True)
-    return sink.getvalue()
-
-
 def _utt_id(batch_id: str, index: int) -> str:
     return f"{batch_id}-{index:06d}"
 
@@ -292,191 +237,242 @@ def stage_batch(
     """
     policy = policy or ValidationPolicy()
     content_hash = content_hash or batch.content_hash()
-    key = publish_key(content_hash, policy)
+    run = _StagingRun(store, repo, batch, run_id, policy, content_hash, publish_key(content_hash, policy), workers,
+                      progress, committer)
     try:
-        _raise_if_published(store, repo, batch.batch_id, key)
+        _raise_if_published(store, repo, batch.batch_id, run.publish_key)
     except AlreadyPublished:
         # e.g. the publishing run was killed between its merge and its clean-up: tidy what it left behind.
         _delete_branches(store, repo, branch_for(batch.batch_id, content_hash))
         raise
     try:
-        return _stage(store, repo, batch, run_id, policy, content_hash, key, workers, progress, committer)
+        return _stage(run)
     except StoreError:
-        _raise_if_published(store, repo, batch.batch_id, key)  # lost a race: say so rather than show the internals
+        _raise_if_published(store, repo, batch.batch_id, run.publish_key)  # lost a race: say so, not the internals
         raise
 
 
-def _stage(store, repo, batch, run_id, policy, content_hash, key, workers, progress, committer) -> StagedBatch:
+@dataclass(frozen=True)
+class _StagingRun:
+    """The inputs of one `stage_batch` call, which every staging step reads."""
+
+    store: VersionStore
+    repo: str
+    batch: LandingBatch
+    run_id: str
+    policy: ValidationPolicy
+    content_hash: str
+    publish_key: str
+    workers: int
+    progress: Callable[[int, int], None] | None
+    committer: str
+
+    @property
+    def batch_id(self) -> str:
+        return self.batch.batch_id
+
+    @property
+    def branch(self) -> str:
+        return branch_for(self.batch_id, self.content_hash, self.run_id)
+
+
+@dataclass
+class _Tally:
+    """What staging has written so far: the metadata and rejection rows, and the counts its commit records."""
+
+    rows: list[dict] = field(default_factory=list)
+    rejections: list[dict] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)  # reason -> the first rejected file's name and detail
+    redactions: Counter[str] = field(default_factory=Counter)  # PII kind -> redactions
+    redacted_utterances: int = 0
+    audio_seconds: float = 0.0
+    source_bytes: int = 0
+    erased_speaker_rows: int = 0
+
+    def accept(self, row: dict, redaction_kinds: dict[str, int], duration_s: float) -> None:
+        self.rows.append(row)
+        self.redactions.update(redaction_kinds)
+        self.redacted_utterances += bool(redaction_kinds)
+        self.audio_seconds += duration_s
+
+    def reject(self, rejection: dict, example: str) -> None:
+        self.rejections.append(rejection)
+        self.reasons[rejection["reason"]] += 1
+        self.examples.setdefault(rejection["reason"], example)
+
+
+def _stage(run: _StagingRun) -> StagedBatch:
     started = time.perf_counter()
-    batch_id = batch.batch_id
-    branch = branch_for(batch_id, content_hash, run_id)
-
-    base_commit = store.resolve(repo, DEFAULT_BRANCH)
-    # A branch left by a crashed attempt of this very run holds an unknown half-state: the transaction starts it
-    # over from main. The staged branch outlives this function: it waits for its audit (and, failed, is kept for
-    # inspection); publishing resumes it.
-    with branch_transaction(store, repo, branch, base=base_commit, keep_unmerged=True):
-
-        # A changed batch replaces its previous version wholesale: drop what main holds for this batch id.
-        for prefix in (audio_dir(batch_id), quarantine_dir(batch_id)):
-            for obj in store.list_objects(repo, branch, prefix):
-                store.delete_object(repo, branch, obj.path)
-        try:
-            store.stat_object(repo, branch, metadata_path(batch_id))
-            store.delete_object(repo, branch, metadata_path(batch_id))
-        except NotFoundError:
-            pass
-
-        entries = read_entries(batch.path)
-        # Speakers erased earlier (`erase --speaker`) must not come back through a re-upload or a re-run of an old
-        # batch under a new policy: their rows are counted and skipped — not quarantined, which would keep the bytes.
-        erased = erased_speaker_digests(store, repo, base_commit)
-        erased_rows = 0
-        rows: list[dict] = []
-        rejections: list[dict] = []
-        reasons: Counter[str] = Counter()
-        examples: dict[str, str] = {}
-        redactions: Counter[str] = Counter()
-        redacted_utts = 0
-        audio_seconds = 0.0
-        source_bytes = 0
-        done = 0
-
-        # Decoding and resampling release the GIL (libsndfile, torch), so threads overlap the work.
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for outcome in pool.map(lambda e: _examine(batch.path, e, policy), entries):
-                entry = outcome.entry
-                source_bytes += len(outcome.source_bytes or b"")
-                speaker = _as_str(entry.fields.get("speaker")) if entry.fields else None
-                if erased and speaker and speaker_sha256(speaker) in erased:
-                    erased_rows += 1
-                    done += 1
-                    if progress:
-                        progress(done, len(entries))
-                    continue
-                clean = sanitize_transcript(entry.text) if entry.text else None
-                if outcome.reason is None and outcome.audio is not None:
-                    audio = outcome.audio
-                    utt_id = _utt_id(batch_id, entry.index)
-                    audio_key = audio_path(batch_id, utt_id)
-                    store.put_object(repo, branch, audio_key, audio.wav_bytes, content_type="audio/wav")
-                    kinds = {k: v for k, v in clean.counts.items() if v}
-                    redactions.update(kinds)
-                    redacted_utts += bool(kinds)
-                    audio_seconds += audio.duration_s
-                    f = entry.fields
-                    rows.append(
-                        {
-                            "utt_id": utt_id,
-                            "batch_id": batch_id,
-                            "audio_path": audio_key,
-                            "sha256": audio.sha256,
-                            "duration_s": float(audio.duration_s),
-                            "sample_rate": int(audio.sample_rate),
-                            "channels": 1,
-                            "text": clean.text,
-                            "redactions": int(sum(kinds.values())),
-                            "redaction_kinds": ",".join(sorted(kinds)),
-                            "speaker": _as_str(f.get("speaker")),
-                            "accent": _as_str(f.get("accent")),
-                            "channel": _as_str(f.get("channel")),
-                            "snr_db": _as_float(f.get("snr_db")),
-                            "rate_wpm": _as_float(f.get("rate_wpm")),
-                            "est_snr_db": float(audio.stats.estimated_snr_db),
-                            "rms_dbfs": float(audio.stats.rms_dbfs),
-                            "clipped_fraction": float(audio.stats.clipped_fraction),
-                            "original_sample_rate": int(audio.original_sample_rate),
-                            "original_format": f"{audio.original_container}/{audio.original_subtype}",
-                            "original_channels": int(audio.original_channels),
-                            "resampled": bool(audio.resampled),
-                            "source_ref": entry.audio_ref,
-                            "source_layout": _as_str(f.get("source_layout")),
-                        }
-                    )
-                else:
-                    reason = outcome.reason or "rejected"
-                    reasons[reason] += 1
-                    examples.setdefault(reason, f"{_safe_name(entry.audio_ref)}: {outcome.detail}"[:160])
-                    qpath = ""
-                    if outcome.source_bytes:
-                        qpath = quarantine_file_path(batch_id, entry.index, _safe_name(entry.audio_ref))
-                        store.put_object(repo, branch, qpath, outcome.source_bytes)
-                    if entry.error and entry.raw:
-                        # A row we could not parse cannot be sanitized or re-typed: keep its bytes verbatim.
-                        store.put_object(
-                            repo, branch, quarantine_record_path(batch_id, entry.index), entry.raw
-                        )
-                    rejections.append(
-                        {
-                            "batch_id": batch_id,
-                            "index": entry.index,
-                            # repr keeps hostile names (../, control bytes) visible but inert.
-                            "source_ref": repr(entry.audio_ref or _best_effort_audio_ref(entry.raw) or ""),
-                            "reason": reason,
-                            "detail": outcome.detail,
-                            "quarantine_path": qpath,
-                            "source_sha256": hashlib.sha256(outcome.source_bytes).hexdigest() if outcome.source_bytes else "",
-                            "raw_record_sha256": hashlib.sha256(entry.raw).hexdigest() if entry.raw else "",
-                            "text_sanitized": clean.text if clean else "",
-                        }
-                    )
-                done += 1
-                if progress:
-                    progress(done, len(entries))
-
-        metadata = pa.Table.from_pylist(rows, schema=METADATA_SCHEMA)
-        metadata_bytes = _parquet_bytes(metadata)
-        store.put_object(repo, branch, metadata_path(batch_id), metadata_bytes, content_type="application/parquet")
-        if rejections:
-            store.put_object(
-                repo,
-                branch,
-                rejections_path(batch_id),
-                _parquet_bytes(pa.Table.from_pylist(rejections, schema=REJECTION_SCHEMA)),
-                content_type="application/parquet",
-            )
-        metadata_sha = hashlib.sha256(metadata_bytes).hexdigest()
-        commit_id = store.commit(
-            repo,
-            branch,
-            message=f"intake: batch {batch_id} ({len(rows)} accepted, {len(rejections)} quarantined)",
-            metadata={
-                "batch_id": batch_id,
-                "run_id": run_id,
-                "content_hash": content_hash,
-                "base_commit": base_commit,
-                "accepted": str(len(rows)),
-                "rejected": str(len(rejections)),
-                "redacted_utterances": str(redacted_utts),
-                "redactions": json.dumps(dict(sorted(redactions.items()))),  # per PII kind, for the redaction report
-                "audio_seconds": f"{audio_seconds:.3f}",
-                "metadata_sha256": metadata_sha,
-                "rejection_reasons": json.dumps(dict(sorted(reasons.items()))),
-                "erased_speaker_rows": str(erased_rows),
-            },
-            committer=committer,
-            allow_empty=True,
+    # The branch outlives the block unmerged: it waits for its audit, or stays for a person when the contract fails.
+    # A branch left by a crashed attempt of this very run holds an unknown half-state: the transaction starts over.
+    with branch_transaction(run.store, run.repo, run.branch, keep_unmerged=True) as tx:
+        _drop_previous_version(tx, run.batch_id)
+        tally = _stage_rows(tx, run)
+        metadata_sha = _stage_tables(tx, run.batch_id, tally)
+        commit_id = tx.commit(
+            f"intake: batch {run.batch_id} ({len(tally.rows)} accepted, {len(tally.rejections)} quarantined)",
+            _staged_commit_metadata(run, tx.base, tally, metadata_sha), committer=run.committer, allow_empty=True,
         )
-        return StagedBatch(
-            batch_id=batch_id,
-            content_hash=content_hash,
-            branch=branch,
-            base_commit=base_commit,
-            commit_id=commit_id,
-            accepted=len(rows),
-            rejected=len(rejections),
-            redacted_utterances=redacted_utts,
-            redactions=dict(sorted(redactions.items())),
-            rejection_reasons=dict(sorted(reasons.items())),
-            audio_seconds=audio_seconds,
-            source_bytes=source_bytes,
-            metadata_sha256=metadata_sha,
-            elapsed_s=time.perf_counter() - started,
-            rejection_examples=examples,
-            run_id=run_id,
-            publish_key=key,
-            erased_speaker_rows=erased_rows,
-        )
+    return StagedBatch(
+        batch_id=run.batch_id,
+        content_hash=run.content_hash,
+        branch=run.branch,
+        base_commit=tx.base,
+        commit_id=commit_id,
+        accepted=len(tally.rows),
+        rejected=len(tally.rejections),
+        redacted_utterances=tally.redacted_utterances,
+        redactions=dict(sorted(tally.redactions.items())),
+        rejection_reasons=dict(sorted(tally.reasons.items())),
+        audio_seconds=tally.audio_seconds,
+        source_bytes=tally.source_bytes,
+        metadata_sha256=metadata_sha,
+        elapsed_s=time.perf_counter() - started,
+        rejection_examples=tally.examples,
+        run_id=run.run_id,
+        publish_key=run.publish_key,
+        erased_speaker_rows=tally.erased_speaker_rows,
+    )
+
+
+def _drop_previous_version(tx: Transaction, batch_id: str) -> None:
+    """A changed batch replaces its previous version wholesale: drop what main holds for this batch id."""
+    for prefix in (audio_dir(batch_id), quarantine_dir(batch_id)):
+        for obj in tx.store.list_objects(tx.repo, tx.branch, prefix):
+            tx.delete(obj.path)
+    try:
+        tx.store.stat_object(tx.repo, tx.branch, metadata_path(batch_id))
+        tx.delete(metadata_path(batch_id))
+    except NotFoundError:
+        pass
+
+
+def _stage_rows(tx: Transaction, run: _StagingRun) -> _Tally:
+    """Examine every landing row, writing accepted audio and quarantined bytes to the branch as it goes."""
+    entries = read_entries(run.batch.path)
+    # Speakers erased earlier (`erase --speaker`) must not come back through a re-upload or a re-run of an old
+    # batch under a new policy: their rows are counted and skipped — not quarantined, which would keep the bytes.
+    erased = erased_speaker_digests(tx.store, tx.repo, tx.base)
+    tally = _Tally()
+    # Decoding and resampling release the GIL (libsndfile, torch), so threads overlap the work.
+    with ThreadPoolExecutor(max_workers=max(1, run.workers)) as pool:
+        outcomes = pool.map(lambda e: _examine(run.batch.path, e, run.policy), entries)
+        for done, outcome in enumerate(outcomes, start=1):
+            _stage_outcome(tx, run.batch_id, outcome, erased, tally)
+            if run.progress:
+                run.progress(done, len(entries))
+    return tally
+
+
+def _stage_outcome(tx: Transaction, batch_id: str, outcome: _RowOutcome, erased: frozenset[str],
+                   tally: _Tally) -> None:
+    """Write one examined row: its audio and metadata row when accepted, its bytes and reason when rejected."""
+    entry = outcome.entry
+    tally.source_bytes += len(outcome.source_bytes or b"")
+    speaker = _as_str(entry.fields.get("speaker")) if entry.fields else None
+    if erased and speaker and speaker_sha256(speaker) in erased:
+        tally.erased_speaker_rows += 1
+        return
+    clean = sanitize_transcript(entry.text) if entry.text else None
+    if outcome.reason is None and outcome.audio is not None:
+        kinds = {k: v for k, v in clean.counts.items() if v}
+        tally.accept(_store_accepted(tx, batch_id, outcome, clean.text, kinds), kinds, outcome.audio.duration_s)
+    else:
+        rejection = _quarantine(tx, batch_id, outcome, clean)
+        tally.reject(rejection, f"{_safe_name(entry.audio_ref)}: {outcome.detail}"[:160])
+
+
+def _store_accepted(tx: Transaction, batch_id: str, outcome: _RowOutcome, text: str,
+                    redaction_kinds: dict[str, int]) -> dict:
+    """Write an accepted row's canonical audio; returns its metadata row."""
+    utt_id = _utt_id(batch_id, outcome.entry.index)
+    path = audio_path(batch_id, utt_id)
+    tx.put(path, outcome.audio.wav_bytes, content_type="audio/wav")
+    return _metadata_row(batch_id, utt_id, path, outcome.entry, outcome.audio, text, redaction_kinds)
+
+
+def _metadata_row(batch_id: str, utt_id: str, path: str, entry: LandingEntry, audio: ValidatedAudio, text: str,
+                  redaction_kinds: dict[str, int]) -> dict:
+    f = entry.fields
+    return {
+        "utt_id": utt_id,
+        "batch_id": batch_id,
+        "audio_path": path,
+        "sha256": audio.sha256,
+        "duration_s": float(audio.duration_s),
+        "sample_rate": int(audio.sample_rate),
+        "channels": 1,
+        "text": text,
+        "redactions": int(sum(redaction_kinds.values())),
+        "redaction_kinds": ",".join(sorted(redaction_kinds)),
+        "speaker": _as_str(f.get("speaker")),
+        "accent": _as_str(f.get("accent")),
+        "channel": _as_str(f.get("channel")),
+        "snr_db": _as_float(f.get("snr_db")),
+        "rate_wpm": _as_float(f.get("rate_wpm")),
+        "est_snr_db": float(audio.stats.estimated_snr_db),
+        "rms_dbfs": float(audio.stats.rms_dbfs),
+        "clipped_fraction": float(audio.stats.clipped_fraction),
+        "original_sample_rate": int(audio.original_sample_rate),
+        "original_format": f"{audio.original_container}/{audio.original_subtype}",
+        "original_channels": int(audio.original_channels),
+        "resampled": bool(audio.resampled),
+        "source_ref": entry.audio_ref,
+        "source_layout": _as_str(f.get("source_layout")),
+    }
+
+
+def _quarantine(tx: Transaction, batch_id: str, outcome: _RowOutcome, clean: SanitizedTranscript | None) -> dict:
+    """Keep a rejected row's bytes (the audio, and the manifest line when it could not be parsed); returns its
+    rejection row."""
+    entry = outcome.entry
+    qpath = ""
+    if outcome.source_bytes:
+        qpath = quarantine_file_path(batch_id, entry.index, _safe_name(entry.audio_ref))
+        tx.put(qpath, outcome.source_bytes)
+    if entry.error and entry.raw:
+        # A row we could not parse cannot be sanitized or re-typed: keep its bytes verbatim.
+        tx.put(quarantine_record_path(batch_id, entry.index), entry.raw)
+    return {
+        "batch_id": batch_id,
+        "index": entry.index,
+        # repr keeps hostile names (../, control bytes) visible but inert.
+        "source_ref": repr(entry.audio_ref or _best_effort_audio_ref(entry.raw) or ""),
+        "reason": outcome.reason or "rejected",
+        "detail": outcome.detail,
+        "quarantine_path": qpath,
+        "source_sha256": hashlib.sha256(outcome.source_bytes).hexdigest() if outcome.source_bytes else "",
+        "raw_record_sha256": hashlib.sha256(entry.raw).hexdigest() if entry.raw else "",
+        "text_sanitized": clean.text if clean else "",
+    }
+
+
+def _stage_tables(tx: Transaction, batch_id: str, tally: _Tally) -> str:
+    """Write the batch's metadata table (and its rejections, if any); returns the metadata table's digest."""
+    metadata_bytes = table_bytes(pa.Table.from_pylist(tally.rows, schema=METADATA_SCHEMA))
+    tx.put(metadata_path(batch_id), metadata_bytes, content_type="application/parquet")
+    if tally.rejections:
+        tx.put(rejections_path(batch_id), table_bytes(pa.Table.from_pylist(tally.rejections, schema=REJECTION_SCHEMA)),
+               content_type="application/parquet")
+    return hashlib.sha256(metadata_bytes).hexdigest()
+
+
+def _staged_commit_metadata(run: _StagingRun, base_commit: str, tally: _Tally, metadata_sha: str) -> dict[str, str]:
+    return {
+        "batch_id": run.batch_id,
+        "run_id": run.run_id,
+        "content_hash": run.content_hash,
+        "base_commit": base_commit,
+        "accepted": str(len(tally.rows)),
+        "rejected": str(len(tally.rejections)),
+        "redacted_utterances": str(tally.redacted_utterances),
+        "redactions": json.dumps(dict(sorted(tally.redactions.items()))),  # per PII kind, for the redaction report
+        "audio_seconds": f"{tally.audio_seconds:.3f}",
+        "metadata_sha256": metadata_sha,
+        "rejection_reasons": json.dumps(dict(sorted(tally.reasons.items()))),
+        "erased_speaker_rows": str(tally.erased_speaker_rows),
+    }
 
 
 def erased_speaker_digests(store: VersionStore, repo: str, ref: str) -> frozenset[str]:
@@ -524,7 +520,30 @@ def _publish(store: VersionStore, repo: str, staged: StagedBatch, run_id: str, a
     _raise_if_published(store, repo, staged.batch_id, key)
     # The publish event rides on the batch's own branch (a second commit over the audited one, which it
     # names), so main gains the batch and its audit record in one merge: never one without the other.
-    event = new_event(
+    # A publish that fails keeps the branch, as staging left it, for the next run to reset.
+    with branch_transaction(store, repo, staged.branch, base=staged.commit_id, resume=True,
+                            keep_unmerged=True) as tx:
+        event = stage_event(store, repo, tx.branch, _publish_event(staged, run_id, actor))
+        # Different bytes from every run at one path: two runs that raced from one main conflict here on merge.
+        tx.put(published_marker_path(staged.batch_id), _publish_marker(staged, key, run_id, event),
+               content_type="application/json")
+        tx.commit(f"audit: publish batch {staged.batch_id}",
+                  {"batch_id": staged.batch_id, "run_id": run_id, "audit_event": event.event_id})
+        merged = tx.merge(f"publish batch {staged.batch_id}", {
+            "batch_id": staged.batch_id,
+            "run_id": run_id,
+            "content_hash": staged.content_hash,
+            "source_commit": staged.commit_id,
+            "contract": "passed",
+        })
+    # The branch has served its purpose (its commits stay reachable from main's history); branches that crashed or
+    # losing runs of the same key left are tidied too. A losing run still staging finds its branch gone and stops.
+    _delete_branches(store, repo, branch_for(staged.batch_id, staged.content_hash))
+    return merged
+
+
+def _publish_event(staged: StagedBatch, run_id: str, actor: str) -> PlatformEvent:
+    return new_event(
         DATA_PUBLISH, actor, f"batch {staged.batch_id}",
         f"published batch {staged.batch_id}: {staged.accepted} accepted, {staged.rejected} quarantined, "
         f"{staged.redacted_utterances} utterances redacted",
@@ -535,30 +554,13 @@ def _publish(store: VersionStore, repo: str, staged: StagedBatch, run_id: str, a
          "redactions": staged.redactions, "metadata": metadata_path(staged.batch_id),
          "metadata_sha256": staged.metadata_sha256, "contract": "passed"},
     )
-    stage_event(store, repo, staged.branch, event)
-    # Different bytes from every run at one path: two runs that raced from one main conflict here on merge.
+
+
+def _publish_marker(staged: StagedBatch, key: str, run_id: str, event: PlatformEvent) -> bytes:
     marker = {"batch_id": staged.batch_id, "publish_key": key, "content_hash": staged.content_hash,
               "run_id": run_id, "audited_commit": staged.commit_id, "audit_event": event.event_id,
               "metadata_sha256": staged.metadata_sha256, "accepted": staged.accepted, "rejected": staged.rejected}
-    store.put_object(repo, staged.branch, published_marker_path(staged.batch_id),
-                     json.dumps(marker, sort_keys=True, indent=1).encode(), content_type="application/json")
-    with branch_transaction(store, repo, staged.branch, resume=True, keep_unmerged=True) as tx:
-        tx.commit(f"audit: publish batch {staged.batch_id}",
-                  {"batch_id": staged.batch_id, "run_id": run_id, "audit_event": event.event_id})
-        merged = tx.merge(
-            f"publish batch {staged.batch_id}",
-            {
-                "batch_id": staged.batch_id,
-                "run_id": run_id,
-                "content_hash": staged.content_hash,
-                "source_commit": staged.commit_id,
-                "contract": "passed",
-            },
-        )
-    # The branch has served its purpose (its commits stay reachable from main's history); branches that crashed or
-    # losing runs of the same key left are tidied too. A losing run still staging finds its branch gone and stops.
-    _delete_branches(store, repo, branch_for(staged.batch_id, staged.content_hash))
-    return merged
+    return json.dumps(marker, sort_keys=True, indent=1).encode()
 
 
 def ingest_batch(

@@ -7,13 +7,18 @@ batch and every rebuild, so train/dev/test stay speaker-disjoint as the corpus g
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from speech_assets.storage.base import DEFAULT_BRANCH
-from speech_assets.storage.layout import MANIFEST_PATH, METADATA_PREFIX, RETENTION_PREFIX  # noqa: F401
+from speech_assets.intake.metadata import read_metadata_tables
+from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
+from speech_assets.storage.layout import MANIFEST_PATH, RETENTION_PREFIX
+from speech_assets.storage.publish import publish_objects
 
 # Fractions out of 100 hash buckets.
 DEFAULT_SPLIT_PERCENT = {"train": 80, "dev": 10, "test": 10}
@@ -120,13 +125,25 @@ def assert_speaker_disjoint(manifest: pa.Table) -> None:
             raise AssertionError(f"{key} appears in both {seen[key]} and {split}")
 
 
+def manifest_from_metadata(batch_tables: list[pa.Table], percent: dict[str, int] = DEFAULT_SPLIT_PERCENT
+                           ) -> tuple[pa.Table, bytes]:
+    """The manifest of these batch metadata tables (checked speaker-disjoint) and its stored bytes.
+
+    The one serialization of the manifest: equal tables give equal bytes, so whoever rebuilds it (the
+    `audio_manifest` asset, an erasure) publishes what the other would have, and the next rebuild finds nothing to
+    change."""
+    manifest = build_manifest(batch_tables, percent)
+    assert_speaker_disjoint(manifest)
+    sink = io.BytesIO()
+    pq.write_table(manifest, sink, compression="zstd")
+    return manifest, sink.getvalue()
+
+
 def swept_batches(store, repo: str, ref: str = DEFAULT_BRANCH) -> dict[str, dict]:
     """batch id -> its retention tombstone: batches whose raw audio was removed on purpose (by privacy.retention).
 
     Kept beside the manifest because every reader of the corpus's audio needs it: a swept batch is in the
     manifest (its transcripts and features are kept) but its audio is gone."""
-    import json
-
     out = {}
     for obj in store.list_objects(repo, ref, f"{RETENTION_PREFIX}/"):
         if obj.path.endswith(".json"):
@@ -137,10 +154,6 @@ def swept_batches(store, repo: str, ref: str = DEFAULT_BRANCH) -> dict[str, dict
 
 def read_manifest_rows(store, repo: str, ref: str) -> list[dict]:
     """The published manifest at `ref`, one dict per utterance."""
-    import io
-
-    import pyarrow.parquet as pq
-
     return pq.read_table(io.BytesIO(store.get_object(repo, ref, MANIFEST_PATH))).to_pylist()
 
 
@@ -155,25 +168,8 @@ class PublishedManifest:
 
 def publish_manifest(store, repo: str, run_id: str, percent: dict[str, int] = DEFAULT_SPLIT_PERCENT) -> PublishedManifest:
     """Rebuild the manifest from every batch's metadata at main's head and publish it through a branch."""
-    import io
-
-    import pyarrow.parquet as pq
-
-    from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
-    from speech_assets.storage.publish import publish_objects
-
     read_commit = store.resolve(repo, DEFAULT_BRANCH)
-    tables = [
-        pq.read_table(io.BytesIO(store.get_object(repo, read_commit, obj.path)))
-        for obj in store.list_objects(repo, read_commit, f"{METADATA_PREFIX}/")
-        if obj.path.endswith(".parquet")
-    ]
-    manifest = build_manifest(tables, percent)
-    assert_speaker_disjoint(manifest)
-    sink = io.BytesIO()
-    pq.write_table(manifest, sink, compression="zstd")
-    data = sink.getvalue()
-
+    manifest, data = manifest_from_metadata(list(read_metadata_tables(store, repo, read_commit).values()), percent)
     try:
         if store.stat_object(repo, read_commit, MANIFEST_PATH).checksum == hashlib.sha256(data).hexdigest():
             return PublishedManifest(read_commit, read_commit, manifest, summarize(manifest), changed=False)

@@ -22,9 +22,14 @@ On a branch from main's head, for every batch holding the speaker's utterances:
   erasure id; the retrain sensor acts on marks of the production model;
 * an `erasure` platform event records what was removed;
 
-then one commit (the reason in its message and metadata) merged into main.  A crash before the merge leaves main
-exactly as it was.  Erasing the same speaker again finds nothing and says so; a speaker main has never held raises
-UnknownSpeakerError and writes nothing.
+then one commit (the reason in its message and metadata) merged into main.  Each rewrite above is one entry of
+`ERASERS`, keyed by the layout key it rewrites and done by that key's owner (intake's metadata writer,
+`features.store.feature_set_without`, `evaluation.rows`, `ProbeSet.without`, `intake.manifest.manifest_from_metadata`);
+`NOT_ERASED` names the keys holding speaker data that an erasure leaves, with why.  `tests/privacy` fails when a
+layout key that holds speaker data is in neither.
+
+A crash before the merge leaves main exactly as it was.  Erasing the same speaker again finds nothing and says so;
+a speaker main has never held raises UnknownSpeakerError and writes nothing.
 
 The audit trail names the speaker by `sha256(speaker id)`, never the id itself: the trail is append-only (checked
 by `verify_append_only`), so an identifier written there could never be erased again, which would defeat the
@@ -55,26 +60,26 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from typing import Callable
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from speech_assets.features.stats import batch_stats
-from speech_assets.features.store import FEATURES_PREFIX
-from speech_assets.storage.audit_log import ERASURE, PlatformEvent, new_event, read_events, stage_event
-from speech_assets.registry.registry import model_names
-from speech_assets.storage.layout import METADATA_PREFIX, metadata_path
-from speech_assets.intake.manifest import MANIFEST_PATH, assert_speaker_disjoint, build_manifest
 from speech_assets.audio.pii import speaker_sha256
-from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet
+from speech_assets.evaluation.rows import RowsWithoutSpeaker, rows_without_speaker
+from speech_assets.features.store import feature_set_without, feature_sets_of
+from speech_assets.intake.manifest import MANIFEST_PATH, manifest_from_metadata
+from speech_assets.intake.metadata import holds_speaker, read_metadata_tables, table_bytes, without_speaker
 from speech_assets.registry.marks import ModelMark, erasure_marks, stage_mark
+from speech_assets.registry.registry import model_names
+from speech_assets.serving.probe_set import PROBE_SET_PATH, ProbeSet, stored_probe_set
+from speech_assets.storage import layout
+from speech_assets.storage.audit_log import ERASURE, PlatformEvent, new_event, read_events, stage_event
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
-from speech_assets.storage.layout import EVALUATIONS_PREFIX, marks_path
-from speech_assets.storage.publish import branch_transaction, retry_on_conflict
+from speech_assets.storage.layout import Key, marks_path, metadata_path
+from speech_assets.storage.publish import Transaction, branch_transaction, retry_on_conflict
 
 # The splits a training run learns from: train (weights) and dev (checkpoint selection, LM weight tuning).
 TRAINING_SPLITS = ("train", "dev")
@@ -87,7 +92,11 @@ class UnknownSpeakerError(LookupError):
 
 def speaker_subject(speaker_id: str) -> str:
     """The audit subject of an erasure: the speaker's digest, never the id."""
-    return f"speaker:sha256:{speaker_sha256(speaker_id)}"
+    return _subject(speaker_sha256(speaker_id))
+
+
+def _subject(digest: str) -> str:
+    return f"speaker:sha256:{digest}"
 
 
 @dataclass
@@ -128,38 +137,113 @@ class ErasureResult:
         return {**asdict(self), "utterances": self.utterances, "objects_removed": self.objects_removed}
 
 
-# -- reading -----------------------------------------------------------------------------------------------
-def _read_parquet(store: VersionStore, repo: str, ref: str, path: str) -> pa.Table:
-    return pq.read_table(io.BytesIO(store.get_object(repo, ref, path)))
-
-
-def _parquet_bytes(table: pa.Table) -> bytes:
-    # The same writer settings as intake, so a rewritten metadata table is what intake would have written.
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd", write_statistics=True)
-    return sink.getvalue()
-
-
-def _is_speaker(table: pa.Table, speaker_id: str) -> pa.ChunkedArray:
-    if "speaker" not in table.column_names:
-        return pa.chunked_array([pa.array([False] * table.num_rows, pa.bool_())])
-    return pc.fill_null(pc.equal(table.column("speaker"), speaker_id), False)
-
-
-def _batches_with_speaker(store: VersionStore, repo: str, ref: str, speaker_id: str) -> dict[str, pa.Table]:
-    """batch id -> its whole metadata table, for batches holding at least one of the speaker's rows."""
-    out = {}
-    for obj in store.list_objects(repo, ref, f"{METADATA_PREFIX}/"):
-        if not obj.path.endswith(".parquet"):
-            continue
-        table = _read_parquet(store, repo, ref, obj.path)
-        if pc.any(_is_speaker(table, speaker_id)).as_py():
-            out[obj.path[len(METADATA_PREFIX) + 1 : -len(".parquet")]] = table
-    return out
-
-
 def list_erasures(store: VersionStore, repo: str, ref: str = DEFAULT_BRANCH) -> list[PlatformEvent]:
     return read_events(store, repo, ref, action=ERASURE)
+
+
+# -- the plan: what one erasure changes, read at main's head (reads only) ------------------------------------
+@dataclass
+class BatchPlan:
+    """One batch's share of an erasure."""
+
+    batch_id: str
+    erased_rows: list[dict]  # the speaker's metadata rows
+    metadata_bytes: bytes  # the metadata table without them, as stored
+    kept: pa.Table  # ... and as read back
+    old_metadata_sha256: str
+    audio_present: list[str]  # the speaker's audio objects main still holds
+    audio_bytes: int
+    audio_missing: int  # e.g. swept by retention before the erasure
+    feature_configs: list[str]  # config digests of the batch's feature sets
+
+    @property
+    def utterances(self) -> list[str]:
+        return [r["utt_id"] for r in self.erased_rows]
+
+    def summary(self) -> BatchErasure:
+        return BatchErasure(self.batch_id, self.utterances, len(self.audio_present), self.audio_bytes,
+                            self.audio_missing, list(self.feature_configs))
+
+
+@dataclass
+class ErasurePlan:
+    """Everything one erasure of a speaker changes, planned from main's head `base`."""
+
+    speaker_id: str
+    base: str
+    batches: list[BatchPlan]
+    metadata_after: dict[str, pa.Table]  # every batch's metadata table once erased: what the manifest is built from
+    manifest_published: bool  # no manifest yet: the `audio_manifest` asset builds the first one
+    probe_after: ProbeSet | None  # None: no probe set stored
+    probe_items_removed: int
+    evaluation_rows: RowsWithoutSpeaker
+    affected_models: list[ModelMark]
+
+    @property
+    def erased_utterances(self) -> set[str]:
+        return {u for b in self.batches for u in b.utterances}
+
+    def result(self, dry_run: bool) -> ErasureResult:
+        return ErasureResult(
+            speaker_sha256(self.speaker_id), nothing_to_erase=False, dry_run=dry_run, base_commit=self.base,
+            batches=[b.summary() for b in self.batches], affected_models=self.affected_models,
+            probe_items_removed=self.probe_items_removed, evaluation_rows_removed=self.evaluation_rows.removed,
+            source_refs=[f"{b.batch_id}: {r['source_ref']}" for b in self.batches for r in b.erased_rows
+                         if r.get("source_ref")],
+        )
+
+
+def plan_erasure(store: VersionStore, repo: str, speaker_id: str, base: str) -> ErasurePlan | None:
+    """What erasing `speaker_id` from commit `base` changes; None when `base` holds none of its utterances."""
+    tables = read_metadata_tables(store, repo, base)
+    touched = sorted(b for b, t in tables.items() if holds_speaker(t, speaker_id))
+    if not touched:
+        return None
+    configs = feature_sets_of(store, repo, base, set(touched))
+    batches = [_plan_batch(store, repo, base, b, tables[b], speaker_id, configs[b]) for b in touched]
+    erased = {u for b in batches for u in b.utterances}
+    affected = _affected_models(store, repo, base, speaker_id)
+    probe = stored_probe_set(store, repo, base)
+    probe_after = probe.without(erased) if probe else None
+    return ErasurePlan(
+        speaker_id, base, batches,
+        metadata_after={**tables, **{b.batch_id: b.kept for b in batches}},
+        manifest_published=_exists(store, repo, base, MANIFEST_PATH),
+        probe_after=probe_after,
+        probe_items_removed=len(probe.items) - len(probe_after.items) if probe else 0,
+        evaluation_rows=rows_without_speaker(store, repo, base, speaker_id),
+        affected_models=affected,
+    )
+
+
+def _plan_batch(store: VersionStore, repo: str, base: str, batch_id: str, table: pa.Table, speaker_id: str,
+                feature_configs: list[str]) -> BatchPlan:
+    kept, erased_rows = without_speaker(table, speaker_id)
+    new_bytes = table_bytes(kept)
+    old_sha = hashlib.sha256(store.get_object(repo, base, metadata_path(batch_id))).hexdigest()
+    present, size, missing = _audio_at(store, repo, base, [r["audio_path"] for r in erased_rows])
+    return BatchPlan(batch_id, erased_rows, new_bytes, pq.read_table(io.BytesIO(new_bytes)), old_sha, present,
+                     size, missing, feature_configs)
+
+
+def _audio_at(store: VersionStore, repo: str, ref: str, paths: list[str]) -> tuple[list[str], int, int]:
+    """(the paths `ref` still holds, their total size, how many are gone already)."""
+    present, size = [], 0
+    for path in paths:
+        try:
+            size += store.stat_object(repo, ref, path).size_bytes
+            present.append(path)
+        except NotFoundError:
+            pass
+    return present, size, len(paths) - len(present)
+
+
+def _exists(store: VersionStore, repo: str, ref: str, path: str) -> bool:
+    try:
+        store.stat_object(repo, ref, path)
+        return True
+    except NotFoundError:
+        return False
 
 
 def _affected_models(store: VersionStore, repo: str, ref: str, speaker_id: str) -> list[ModelMark]:
@@ -198,71 +282,80 @@ def _affected_models(store: VersionStore, repo: str, ref: str, speaker_id: str) 
     return marks
 
 
-# -- rewriting ---------------------------------------------------------------------------------------------
-def _feature_sets(store: VersionStore, repo: str, ref: str, batch_ids: set[str]) -> dict[str, list[str]]:
-    """batch id -> its `features/<digest>/<batch>` directories, every feature config (one listing for all)."""
-    dirs: dict[str, list[str]] = {b: [] for b in batch_ids}
-    for obj in store.list_objects(repo, ref, f"{FEATURES_PREFIX}/"):
-        parts = obj.path.split("/")
-        if len(parts) == 4 and parts[2] in batch_ids and parts[3] == "index.parquet":
-            dirs[parts[2]].append("/".join(parts[:3]))
-    return dirs
+# -- the erasers: for every layout key that holds speaker data, its owner's rewrite without the speaker --------
+Eraser = Callable[[Transaction, ErasurePlan, str], None]  # (transaction, plan, erasure id): stage the rewrite
 
 
-def _rewrite_feature_set(store: VersionStore, repo: str, ref: str, base: str, erased: set[str],
-                         new_rows: dict[str, dict], old_meta_sha: str, new_meta_sha: str,
-                         erasure_id: str) -> dict[str, bytes] | None:
-    """The feature set at `base` without the erased utterances (None if it holds none of them)."""
-    index = _read_parquet(store, repo, ref, f"{base}/index.parquet").to_pylist()
-    kept = [r for r in index if r["utt_id"] not in erased]
-    if len(kept) == len(index):
-        return None
-    array = np.load(io.BytesIO(store.get_object(repo, ref, f"{base}/features.npy")), allow_pickle=False)
-    segments = [array[r["offset"] : r["offset"] + r["frames"]] for r in kept]
-    packed = np.concatenate(segments, axis=0) if segments else np.zeros((0, array.shape[1]), array.dtype)
-    offsets = np.cumsum([0] + [s.shape[0] for s in segments]).astype(np.int64)
-    new_index = pa.table(
-        {"utt_id": [r["utt_id"] for r in kept], "offset": offsets[:-1],
-         "frames": np.asarray([s.shape[0] for s in segments], dtype=np.int32)},
-        schema=pa.schema([("utt_id", pa.string()), ("offset", pa.int64()), ("frames", pa.int32())]),
-    )
-    npy = io.BytesIO()
-    np.save(npy, packed, allow_pickle=False)
-    idx = io.BytesIO()
-    pq.write_table(new_index, idx)
-    out = {f"{base}/features.npy": npy.getvalue(), f"{base}/index.parquet": idx.getvalue()}
-    try:
-        old_stats = json.loads(store.get_object(repo, ref, f"{base}/stats.json"))
-    except NotFoundError:
-        return out
-    # Recomputed from the stored (float16) features of the kept rows: equal to what `features` would compute up
-    # to float16 rounding of the log-mel values.  Only rows with metadata can be described; a stale set (features
-    # older than the metadata) keeps its stale provenance and is recomputed by the next `features` run.
-    pairs = [(s.astype(np.float32), new_rows[r["utt_id"]]) for s, r in zip(segments, kept) if r["utt_id"] in new_rows]
-    stats = batch_stats([p[0] for p in pairs], [p[1] for p in pairs],
-                        frames=np.concatenate([p[0] for p in pairs], axis=0) if pairs else None)
-    provenance = {k: old_stats[k] for k in ("batch_id", "feature_config", "feature_config_digest", "source_commit")
-                  if k in old_stats}
-    current = old_stats.get("source_metadata_sha256") == old_meta_sha
-    stats.update(provenance)
-    stats["source_metadata_sha256"] = new_meta_sha if current else old_stats.get("source_metadata_sha256", "")
-    stats["erasures"] = [*old_stats.get("erasures", []), erasure_id]
-    out[f"{base}/stats.json"] = json.dumps(stats, sort_keys=True).encode()
-    return out
+def _erase_metadata(tx: Transaction, plan: ErasurePlan, erasure_id: str) -> None:
+    for b in plan.batches:
+        tx.put(metadata_path(b.batch_id), b.metadata_bytes, content_type="application/parquet")
 
 
-def _scrub_evaluations(store: VersionStore, repo: str, ref: str, speaker_id: str) -> tuple[dict[str, bytes], int]:
-    out, removed = {}, 0
-    for obj in store.list_objects(repo, ref, EVALUATIONS_PREFIX):
-        if not obj.path.endswith("rows.parquet"):
-            continue
-        table = _read_parquet(store, repo, ref, obj.path)
-        hit = _is_speaker(table, speaker_id)
-        n = int(pc.sum(pc.cast(hit, pa.int64())).as_py() or 0)
-        if n:
-            out[obj.path] = _parquet_bytes(table.filter(pc.invert(hit)))
-            removed += n
-    return out, removed
+def _erase_audio(tx: Transaction, plan: ErasurePlan, erasure_id: str) -> None:
+    for b in plan.batches:
+        for path in b.audio_present:
+            tx.delete(path)
+
+
+def _erase_features(tx: Transaction, plan: ErasurePlan, erasure_id: str) -> None:
+    erased = plan.erased_utterances
+    for b in plan.batches:
+        rows = {r["utt_id"]: r for r in b.kept.to_pylist()}
+        new_sha = hashlib.sha256(b.metadata_bytes).hexdigest()
+        for digest in b.feature_configs:
+            objects = feature_set_without(tx.store, tx.repo, plan.base, digest, b.batch_id, erased, metadata_rows=rows,
+                                          old_metadata_sha256=b.old_metadata_sha256, new_metadata_sha256=new_sha,
+                                          erasure_id=erasure_id)
+            for path, data in (objects or {}).items():
+                tx.put(path, data)
+
+
+def _erase_evaluation_rows(key: Key, tx: Transaction, plan: ErasurePlan, erasure_id: str) -> None:
+    for path, data in plan.evaluation_rows.objects.items():
+        if key.matches(path):
+            tx.put(path, data, content_type="application/parquet")
+
+
+def _erase_probe_set(tx: Transaction, plan: ErasurePlan, erasure_id: str) -> None:
+    # The probe set is read at a pinned older commit, which would otherwise keep serving the erased audio.
+    if plan.probe_after is not None and plan.probe_items_removed:
+        tx.put(PROBE_SET_PATH, plan.probe_after.to_json(), content_type="application/json")
+
+
+def _erase_manifest(tx: Transaction, plan: ErasurePlan, erasure_id: str) -> None:
+    # Built as `audio_manifest` builds it, so that asset finds nothing to change afterwards.
+    if plan.manifest_published:
+        _, data = manifest_from_metadata(list(plan.metadata_after.values()))
+        tx.put(MANIFEST_PATH, data, content_type="application/parquet")
+
+
+# Applied in this order; every key of `layout.KEYS` that holds speaker data is here or in NOT_ERASED.
+ERASERS: dict[str, Eraser] = {
+    layout.METADATA_KEY.pattern: _erase_metadata,
+    layout.AUDIO_KEY.pattern: _erase_audio,
+    layout.FEATURES_KEY.pattern: _erase_features,
+    layout.EVALUATION_ROWS_KEY.pattern: partial(_erase_evaluation_rows, layout.EVALUATION_ROWS_KEY),
+    layout.CHAMPION_ROWS_KEY.pattern: partial(_erase_evaluation_rows, layout.CHAMPION_ROWS_KEY),
+    layout.PROBE_SET_KEY.pattern: _erase_probe_set,
+    layout.MANIFEST_KEY.pattern: _erase_manifest,
+}
+
+# Keys that hold speaker data an erasure leaves, each with why (the module docstring's documented limits).
+NOT_ERASED: dict[str, str] = {
+    layout.QUARANTINE_FILES_KEY.pattern:
+        "rejected files of rows that never entered the corpus: intake records no speaker for them, so they cannot "
+        "be attributed (the retention sweep removes them with the batch's audio)",
+    layout.QUARANTINE_RECORDS_KEY.pattern:
+        "manifest lines that could not be parsed: no speaker can be read from them; a person clears the quarantine",
+    layout.REJECTIONS_KEY.pattern:
+        "rejection rows carry no speaker (reason, digests, sanitized transcript), so none can be attributed",
+}
+
+
+def unerased_speaker_keys() -> list[Key]:
+    """Layout keys that hold speaker data but have neither an eraser nor a reason to be left: must be empty."""
+    holding = (*layout.keys_holding(layout.AUDIO), *layout.keys_holding(layout.ROWS))
+    return [k for k in holding if k.pattern not in ERASERS and k.pattern not in NOT_ERASED]
 
 
 # -- the erasure -------------------------------------------------------------------------------------------
@@ -287,64 +380,52 @@ def erase_speaker(store: VersionStore, repo: str, speaker_id: str, *, actor: str
 
 def _erase_once(store: VersionStore, repo: str, speaker_id: str, *, actor: str, reason: str, run_id: str,
                 dry_run: bool) -> ErasureResult:
-    digest = speaker_sha256(speaker_id)
-    subject = speaker_subject(speaker_id)
     base = store.resolve(repo, DEFAULT_BRANCH)
-    tables = _batches_with_speaker(store, repo, base, speaker_id)
-    result = ErasureResult(digest, nothing_to_erase=not tables, dry_run=dry_run, base_commit=base)
-    if not tables:
-        earlier = [e for e in list_erasures(store, repo, base) if e.subject == subject]
-        if not earlier:
-            raise UnknownSpeakerError(f"main ({base[:12]}) holds no utterance of speaker sha256:{digest[:12]} and no "
-                                      f"erasure of it was recorded: check the id")
-        result.message = (f"nothing to erase: speaker sha256:{digest[:12]} was erased by "
-                          f"{', '.join(e.event_id for e in earlier)}; main holds none of its utterances")
-        result.erasure_id = earlier[-1].event_id
-        return result
-
-    # -- plan (reads only) --
-    plans = []
-    feature_sets = _feature_sets(store, repo, base, set(tables))
-    for batch_id, table in sorted(tables.items()):
-        hit = _is_speaker(table, speaker_id)
-        gone = table.filter(hit).to_pylist()
-        kept_table = table.filter(pc.invert(hit))
-        audio_bytes, present, missing = 0, [], 0
-        for r in gone:
-            try:
-                audio_bytes += store.stat_object(repo, base, r["audio_path"]).size_bytes
-                present.append(r["audio_path"])
-            except NotFoundError:
-                missing += 1
-        feature_dirs = feature_sets[batch_id]
-        plans.append((batch_id, table, kept_table, gone, present, feature_dirs))
-        result.batches.append(BatchErasure(batch_id, [r["utt_id"] for r in gone], len(present), audio_bytes, missing,
-                                           [d.split("/")[1] for d in feature_dirs]))
-        result.source_refs += [f"{batch_id}: {r['source_ref']}" for r in gone if r.get("source_ref")]
-    erased = {u for b in result.batches for u in b.utterances}
-    result.affected_models = _affected_models(store, repo, base, speaker_id)
-    try:
-        probe = ProbeSet.from_json(store.get_object(repo, base, PROBE_SET_PATH))
-    except NotFoundError:
-        probe = None
-    probe_kept = [i for i in probe.items if i.utt_id not in erased] if probe else []
-    result.probe_items_removed = len(probe.items) - len(probe_kept) if probe else 0
-    eval_objects, result.evaluation_rows_removed = _scrub_evaluations(store, repo, base, speaker_id)
+    plan = plan_erasure(store, repo, speaker_id, base)
+    if plan is None:
+        return _nothing_to_erase(store, repo, speaker_id, base, dry_run)
+    result = plan.result(dry_run)
     if dry_run:
         result.message = (f"dry run: would erase {result.utterances} utterances in {len(result.batches)} batches, "
                           f"mark {len(result.affected_models)} model versions")
         return result
+    event = _erasure_event(result, actor, reason, run_id)
+    result.erasure_id = event.event_id
+    result.commit_id, result.merge_commit = _apply(store, repo, plan, event, result, actor=actor, reason=reason,
+                                                   run_id=run_id)
+    result.message = (f"erased {result.utterances} utterances in {len(result.batches)} batches; "
+                      f"{len(result.affected_models)} model versions marked; main at {result.merge_commit[:12]}")
+    return result
 
+
+def _nothing_to_erase(store: VersionStore, repo: str, speaker_id: str, base: str, dry_run: bool) -> ErasureResult:
+    """A speaker erased before is a no-op that says so; one never seen is an error."""
+    digest = speaker_sha256(speaker_id)
+    earlier = [e for e in list_erasures(store, repo, base) if e.subject == speaker_subject(speaker_id)]
+    if not earlier:
+        raise UnknownSpeakerError(f"main ({base[:12]}) holds no utterance of speaker sha256:{digest[:12]} and no "
+                                  f"erasure of it was recorded: check the id")
+    return ErasureResult(
+        digest, nothing_to_erase=True, dry_run=dry_run, base_commit=base, erasure_id=earlier[-1].event_id,
+        message=(f"nothing to erase: speaker sha256:{digest[:12]} was erased by "
+                 f"{', '.join(e.event_id for e in earlier)}; main holds none of its utterances"),
+    )
+
+
+def _erasure_event(result: ErasureResult, actor: str, reason: str, run_id: str) -> PlatformEvent:
+    """The `erasure` audit event; its id names the erasure."""
+    digest = result.speaker_sha256
     event = new_event(
-        ERASURE, actor, subject,
+        ERASURE, actor, _subject(digest),
         f"erased speaker sha256:{digest[:12]}: {result.utterances} utterances in {len(result.batches)} batches, "
         f"{result.objects_removed} audio objects; {len(result.affected_models)} model versions marked — {reason}",
         {
-            "speaker_sha256": digest, "reason": reason, "run_id": run_id, "base_commit": base,
+            "speaker_sha256": digest, "reason": reason, "run_id": run_id, "base_commit": result.base_commit,
             "batches": {b.batch_id: {"utterances": len(b.utterances), "audio_objects": b.audio_objects,
                                      "audio_bytes": b.audio_bytes, "audio_already_gone": b.audio_already_gone,
                                      "feature_sets": b.feature_sets} for b in result.batches},
-            "utterance_ids": sorted(erased),  # utt ids are batch-index names, not personal data
+            # utt ids are batch-index names, not personal data
+            "utterance_ids": sorted(u for b in result.batches for u in b.utterances),
             "utterances_removed": result.utterances, "objects_removed": result.objects_removed,
             "bytes_removed": sum(b.audio_bytes for b in result.batches),
             "probe_items_removed": result.probe_items_removed,
@@ -352,66 +433,34 @@ def _erase_once(store: VersionStore, repo: str, speaker_id: str, *, actor: str, 
             "affected_models": [asdict(m) for m in result.affected_models],
         },
     )
-    event = replace(event, evidence={"erasure_id": event.event_id, **event.evidence})  # the event id names the erasure
-    result.erasure_id = event.event_id
+    return replace(event, evidence={"erasure_id": event.event_id, **event.evidence})
 
-    # Success: the branch is spent (its commits stay in main's history).  Failure: the half-state is thrown away;
-    # main was never touched.  A process killed outright leaves the branch, which the next attempt resets.
-    with branch_transaction(store, repo, f"erasure-{digest[:12]}-{base[:12]}", base=base) as tx:
-        branch = tx.branch
-        new_tables = {}
-        for batch_id, table, kept_table, gone, present, feature_dirs in plans:
-            old_bytes = store.get_object(repo, base, metadata_path(batch_id))
-            new_bytes = _parquet_bytes(kept_table)
-            new_tables[batch_id] = kept_table
-            store.put_object(repo, branch, metadata_path(batch_id), new_bytes, content_type="application/parquet")
-            for path in present:
-                store.delete_object(repo, branch, path)
-            new_rows = {r["utt_id"]: r for r in kept_table.to_pylist()}
-            for d in feature_dirs:
-                objects = _rewrite_feature_set(
-                    store, repo, base, d, erased, new_rows, hashlib.sha256(old_bytes).hexdigest(),
-                    hashlib.sha256(new_bytes).hexdigest(), event.event_id)
-                for path, data in (objects or {}).items():
-                    store.put_object(repo, branch, path, data)
-        if probe is not None and result.probe_items_removed:
-            store.put_object(repo, branch, PROBE_SET_PATH, ProbeSet(probe.commit, tuple(probe_kept)).to_json(),
-                             content_type="application/json")
-        for path, data in eval_objects.items():
-            store.put_object(repo, branch, path, data, content_type="application/parquet")
-        _rebuild_manifest(store, repo, branch, base)
-        for m in result.affected_models:
-            stage_mark(store, repo, branch, base, m, erasure_id=event.event_id, ts=event.ts, subject=event.subject)
-        stage_event(store, repo, branch, event)
+
+def _apply(store: VersionStore, repo: str, plan: ErasurePlan, event: PlatformEvent, result: ErasureResult, *,
+           actor: str, reason: str, run_id: str) -> tuple[str, str]:
+    """Stage every eraser's rewrite, the model marks and the event on one branch; commit and merge it.
+    Returns (the erasure commit, main's head after the merge).
+
+    A failure throws the branch away (main was never touched); a process killed outright leaves it, and the next
+    attempt resets it."""
+    digest = result.speaker_sha256
+    with branch_transaction(store, repo, f"erasure-{digest[:12]}-{plan.base[:12]}", base=plan.base) as tx:
+        for eraser in ERASERS.values():
+            eraser(tx, plan, event.event_id)
+        for m in plan.affected_models:
+            stage_mark(store, repo, tx.branch, plan.base, m, erasure_id=event.event_id, ts=event.ts,
+                       subject=event.subject)
+        stage_event(store, repo, tx.branch, event)
         meta = {"action": ERASURE, "erasure_id": event.event_id, "audit_event": event.event_id,
                 "speaker_sha256": digest, "reason": reason, "actor": actor, "run_id": run_id,
                 "batches": ",".join(b.batch_id for b in result.batches), "utterances": str(result.utterances),
                 "marked_models": ",".join(f"{m.model}:{m.version}" for m in result.affected_models)}
         message = f"erasure: speaker sha256:{digest[:12]} ({result.utterances} utterances) — {reason}"
-        result.commit_id = tx.commit(message, meta, committer=actor)
-        result.merge_commit = tx.merge(message, meta)
-    result.message = (f"erased {result.utterances} utterances in {len(result.batches)} batches; "
-                      f"{len(result.affected_models)} model versions marked; main at {result.merge_commit[:12]}")
-    return result
-
-
-def _rebuild_manifest(store: VersionStore, repo: str, branch: str, base: str) -> None:
-    """The manifest from the branch's metadata, serialized as `publish_manifest` does (so equal inputs give equal
-    bytes and the `audio_manifest` asset finds nothing to change)."""
-    try:
-        store.stat_object(repo, base, MANIFEST_PATH)
-    except NotFoundError:
-        return  # no manifest published yet: the asset builds the first one
-    tables = [_read_parquet(store, repo, branch, obj.path)
-              for obj in store.list_objects(repo, branch, f"{METADATA_PREFIX}/") if obj.path.endswith(".parquet")]
-    manifest = build_manifest(tables)
-    assert_speaker_disjoint(manifest)
-    sink = io.BytesIO()
-    pq.write_table(manifest, sink, compression="zstd")
-    store.put_object(repo, branch, MANIFEST_PATH, sink.getvalue(), content_type="application/parquet")
+        return tx.commit(message, meta, committer=actor), tx.merge(message, meta)
 
 
 __all__ = [
-    "BatchErasure", "ErasureResult", "ModelMark", "UnknownSpeakerError", "erase_speaker",
-    "erasure_marks", "list_erasures", "marks_path", "speaker_sha256", "speaker_subject", "stage_mark",
+    "BatchErasure", "ERASERS", "ErasurePlan", "ErasureResult", "ModelMark", "NOT_ERASED", "UnknownSpeakerError",
+    "erase_speaker", "erasure_marks", "list_erasures", "marks_path", "plan_erasure", "speaker_sha256",
+    "speaker_subject", "stage_mark", "unerased_speaker_keys",
 ]

@@ -14,19 +14,16 @@ The report is published to `reports/redactions.json` (only when it changed).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-import pyarrow.parquet as pq
-
 from speech_assets.audio.pii import PII_KINDS
+from speech_assets.intake.metadata import metadata_batch_ids, read_metadata_table
 from speech_assets.storage.audit_log import DATA_PUBLISH, parse_time, read_events
-from speech_assets.storage.layout import METADATA_PREFIX
-from speech_assets.storage.layout import REDACTION_REPORT_PATH as REPORT_PATH
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
-
+from speech_assets.storage.layout import REDACTION_REPORT_PATH as REPORT_PATH
+from speech_assets.storage.publish import publish_objects
 
 
 @dataclass
@@ -102,39 +99,42 @@ def _from_metadata(batch_id: str, rows: list[dict]) -> BatchRedactions:
 
 
 def redaction_report(store: VersionStore, repo: str, ref: str = DEFAULT_BRANCH) -> RedactionReport:
+    """The redaction counts of every batch at `ref`: from intake's record where there is one, else the table's."""
     commit = store.resolve(repo, ref)
+    latest = _latest_publish_events(store, repo, commit)
+    report = RedactionReport(commit)
+    for batch_id in metadata_batch_ids(store, repo, commit):
+        rows = read_metadata_table(store, repo, commit, batch_id, columns=["redactions", "redaction_kinds"]).to_pylist()
+        event = latest.get(batch_id)
+        report.batches.append(_from_metadata(batch_id, rows) if event is None
+                              else _from_intake(store, repo, batch_id, rows, event))
+    report.batches.sort(key=lambda b: b.batch_id)
+    return report
+
+
+def _latest_publish_events(store: VersionStore, repo: str, commit: str) -> dict:
+    """batch id -> its newest `data_publish` event that carries redaction counts."""
     latest = {}
     for e in read_events(store, repo, commit, action=DATA_PUBLISH):
         b = e.evidence.get("batch_id")
         if b and isinstance(e.evidence.get("redactions"), dict):
             if b not in latest or parse_time(e.ts) >= parse_time(latest[b].ts):
                 latest[b] = e
-    report = RedactionReport(commit)
-    for obj in store.list_objects(repo, commit, f"{METADATA_PREFIX}/"):
-        if not obj.path.endswith(".parquet"):
-            continue
-        batch_id = obj.path[len(METADATA_PREFIX) + 1 : -len(".parquet")]
-        rows = pq.read_table(io.BytesIO(store.get_object(repo, commit, obj.path)),
-                             columns=["redactions", "redaction_kinds"]).to_pylist()
-        event = latest.get(batch_id)
-        if event is None:
-            report.batches.append(_from_metadata(batch_id, rows))
-            continue
-        ev = event.evidence
-        by_kind = {k: int(v) for k, v in ev["redactions"].items()}
-        audited = str(ev.get("audited_commit") or "")
+    return latest
+
+
+def _from_intake(store: VersionStore, repo: str, batch_id: str, rows: list[dict], event) -> BatchRedactions:
+    ev = event.evidence
+    by_kind = {k: int(v) for k, v in ev["redactions"].items()}
+    audited = str(ev.get("audited_commit") or "")
+    try:
+        redacted_utts = int(store.get_commit(repo, audited).metadata["redacted_utterances"]) if audited else None
+    except (NotFoundError, KeyError, ValueError):
         redacted_utts = None
-        try:
-            redacted_utts = int(store.get_commit(repo, audited).metadata["redacted_utterances"]) if audited else None
-        except (NotFoundError, KeyError, ValueError):
-            redacted_utts = None
-        if redacted_utts is None:  # the staged commit is unreadable: count the table (exact unless erased since)
-            redacted_utts = sum(1 for r in rows if r.get("redactions"))
-        report.batches.append(BatchRedactions(
-            batch_id, int(ev.get("accepted", len(rows))), redacted_utts, sum(by_kind.values()), by_kind, "intake",
-            True, len(rows), audited))
-    report.batches.sort(key=lambda b: b.batch_id)
-    return report
+    if redacted_utts is None:  # the staged commit is unreadable: count the table (exact unless erased since)
+        redacted_utts = sum(1 for r in rows if r.get("redactions"))
+    return BatchRedactions(batch_id, int(ev.get("accepted", len(rows))), redacted_utts, sum(by_kind.values()),
+                           by_kind, "intake", True, len(rows), audited)
 
 
 def report_bytes(report: RedactionReport) -> bytes:
@@ -145,8 +145,6 @@ def publish_redaction_report(store: VersionStore, repo: str, report: RedactionRe
     """Publish `reports/redactions.json` to main unless it is unchanged; returns (main commit, changed).
 
     `ref_commit` is left out of the comparison: a report whose counts are equal is the same report."""
-    from speech_assets.storage.publish import publish_objects
-
     body = {**report.to_json(), "ref_commit": None}
     try:
         old = json.loads(store.get_object(repo, DEFAULT_BRANCH, REPORT_PATH))

@@ -13,7 +13,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from speech_assets.storage.layout import PROBE_SET_PATH  # noqa: F401 (the probe set's one key)
+from speech_assets.storage.base import NotFoundError
+from speech_assets.storage.layout import PROBE_SET_PATH
 
 _ALPHABET = set("abcdefghijklmnopqrstuvwxyz' ")
 
@@ -40,10 +41,22 @@ class ProbeSet:
         d = json.loads(data)
         return cls(d["commit"], tuple(ProbeItem(**i) for i in d["items"]))
 
+    def without(self, utt_ids: set[str] | frozenset[str]) -> "ProbeSet":
+        """The same probe set, still pinned to its commit, less the items of `utt_ids` (an erased speaker's)."""
+        return ProbeSet(self.commit, tuple(i for i in self.items if i.utt_id not in utt_ids))
+
     def load(self, store, repo: str) -> list[tuple[bytes, str]]:
         """(audio bytes, reference text) of every item, read at the pinned commit."""
         blobs = store.get_objects(repo, self.commit, [i.audio_path for i in self.items])
         return [(blob, item.text) for blob, item in zip(blobs, self.items)]
+
+
+def stored_probe_set(store, repo: str, ref: str) -> ProbeSet | None:
+    """The probe set stored at `ref` (None before the first deployment chose one)."""
+    try:
+        return ProbeSet.from_json(store.get_object(repo, ref, PROBE_SET_PATH))
+    except NotFoundError:
+        return None
 
 
 def select_probe_set(rows: Sequence[dict], commit: str, size: int, split: str = "test") -> ProbeSet:
