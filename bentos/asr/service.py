@@ -157,7 +157,7 @@ class _Routing:
         self.load_models = load_models  # the HTTP process only routes; the model process loads and runs
         self.lock = threading.Lock()
         self.state: RoutingState | None = None
-        self.models: dict[str, object] = {}  # version -> Transcriber
+        self.models: dict[str, object] = {}  # version -> the port's Recognizer (any backend)
         self.broken: dict[str, str] = {}  # version -> why it could not be loaded
         self.pair: tuple[RoutingState | None, dict] = (None, {})  # (state, its loaded models), swapped at once
         self._stamp: tuple | None = None
@@ -228,14 +228,16 @@ class ModelUnavailable(RuntimeError):
 
 
 def _load_transcriber(tag: str, temperature: float):
+    """The model of a BentoML tag, through the model-backend port: its checkpoint says which backend reads it
+    (CTC or Whisper), so a canary can route a CTC champion against a Whisper challenger."""
     import torch
 
-    from speech_assets.model.inference import Transcriber
+    from speech_assets.model.backend import load_recognizer
     from speech_assets.serving.model_store import load_model
 
     torch.set_num_threads(1)  # one request's forward pass per worker thread; parallelism comes from batching
     blob, info = load_model(tag)
-    return Transcriber.from_checkpoint(blob, temperature=float(info.get("temperature", temperature)))
+    return load_recognizer(blob, temperature=float(info.get("temperature", temperature)))
 
 
 @bentoml.service(name="asr_model", workers=1, traffic={"timeout": REQUEST_TIMEOUT_S})

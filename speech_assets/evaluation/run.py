@@ -133,10 +133,10 @@ def _champion(registry: ModelRegistry, model_name: str):
 def _rtf(store, repo, commit, blob: bytes, audible: list, n: int) -> RTFResult | None:
     if not (n and audible):
         return None
-    from speech_assets.model.inference import Transcriber
+    from speech_assets.model.backend import load_recognizer
 
-    transcriber = Transcriber.from_checkpoint(blob)
-    return measure_rtf(transcriber.transcribe, _waveforms(store, repo, commit, audible[:n]))
+    recognizer = load_recognizer(blob)
+    return measure_rtf(recognizer.transcribe, _waveforms(store, repo, commit, audible[:n]))
 
 
 def _baseline(store, repo, commit, audible: list, n: int) -> BaselineSummary | None:
@@ -166,14 +166,28 @@ def evaluate_checkpoint(
     fconfig = FeatureConfig(**info["lineage"]["feature_config"])
     examples = load_examples(store, repo, data_commit, fconfig, splits=("dev", "test"))
     dev, test = examples.splits["dev"], examples.splits["test"]
-    log.info(f"evaluating checkpoint {info['digest'][:16]} on {len(test)} test utterances (dev {len(dev)})")
     champion_version, champion = _champion(ModelRegistry(store, repo), model_name)
 
-    # RTF and the baseline decode raw audio; batches whose audio the retention sweep removed have features only.
+    # RTF, the baseline and every backend but CTC read raw audio; batches whose audio the retention sweep removed
+    # have features only: a model that reads audio is judged (with its champion) on the audible utterances only
     from speech_assets.intake.manifest import swept_batches
+    from speech_assets.model.backend import backend_name_of
 
     swept = swept_batches(store, repo, data_commit)
     audible = [u for u in test if u.batch_id not in swept]
+    backends = {backend_name_of(blob)} | ({backend_name_of(champion[0])} if champion else set())
+    excluded = {}
+    if backends != {"ctc"}:
+        excluded = {"audio_swept": len(test) - len(audible) + sum(u.batch_id in swept for u in dev)}
+        test, dev = audible, [u for u in dev if u.batch_id not in swept]
+    log.info(f"evaluating checkpoint {info['digest'][:16]} on {len(test)} test utterances (dev {len(dev)}); "
+             f"backends {'/'.join(sorted(backends))}; excluded {excluded or 'none'}")
+
+    def waveform_of(u):
+        from speech_assets.audio.decode import read_canonical_wav
+
+        return read_canonical_wav(store.get_object(repo, data_commit, u.audio_path))[0]
+
     rtf = _rtf(store, repo, data_commit, blob, audible, settings.rtf_utterances)
     baseline = _baseline(store, repo, data_commit, audible, settings.baseline_utterances)
 
@@ -186,7 +200,7 @@ def evaluate_checkpoint(
     policy = PromotionPolicy(**thresholds, n_resamples=settings.bootstrap_resamples, seed=settings.seed)
     ev = evaluate(
         blob, dev, test, model_id=info["digest"][:16], data_commit=data_commit, champion=champion, policy=policy,
-        baseline=baseline, rtf=rtf, seed=settings.seed,
+        baseline=baseline, rtf=rtf, seed=settings.seed, waveform_of=waveform_of,
     )
     paths = evaluation_paths(info["digest"])
     pointer = {

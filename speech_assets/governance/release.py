@@ -12,7 +12,6 @@ checkpoint) and promotes it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -21,13 +20,22 @@ from speech_assets.evaluation.promotion import PromotionDecision
 from speech_assets.evaluation.run import promotion_decision
 from speech_assets.governance.approvals import ApprovalError, approve, check_stage_change
 from speech_assets.governance.policy import load_policy
-from speech_assets.model.tokenizer import VOCAB
 from speech_assets.registry.registry import ModelRegistry, Stage
 from speech_assets.registry.semver import NoChangeError
 from speech_assets.storage.base import DEFAULT_BRANCH, VersionStore
 from speech_assets.training.artifacts import MODEL_NAME, latest_checkpoint
 
-VOCABULARY_HASH = hashlib.sha256("".join(VOCAB).encode()).hexdigest()[:16]
+
+
+def vocabulary_hash(info: dict, blob: bytes | None = None) -> str:
+    """The output vocabulary's hash, from the checkpoint's card (its backend says it; CTC's alphabet, Whisper's
+    BPE): a change of vocabulary is a major version, never mixed silently."""
+    card = info.get("card")
+    if card is None:  # a checkpoint record from before the backend port: every such model was the built-in CTC
+        from speech_assets.model.ctc_backend import VOCABULARY_HASH
+
+        return VOCABULARY_HASH
+    return card["vocabulary_hash"]
 
 # Run tags that carry an approval with the run (a Dagster run's tags; any mapping of strings here).
 APPROVED_BY_TAG = "speech_assets/approved_by"
@@ -107,11 +115,12 @@ def approval_gate(store: VersionStore, repo: str, registry: ModelRegistry, versi
     return check.to_dict()
 
 
-def _awaiting_candidate(registry: ModelRegistry, checkpoint_sha256: str, feature_hash: str) -> str | None:
+def _awaiting_candidate(registry: ModelRegistry, checkpoint_sha256: str, feature_hash: str, vocab_hash: str
+                        ) -> str | None:
     """The candidate already registered for this very checkpoint (a run that stopped for an approval)."""
     for mv in reversed(registry.list_versions(MODEL_NAME)):
         if (mv.stage is Stage.CANDIDATE and mv.checkpoint_sha256 == checkpoint_sha256
-                and mv.lineage.feature_config_hash == feature_hash and mv.lineage.vocabulary_hash == VOCABULARY_HASH):
+                and mv.lineage.feature_config_hash == feature_hash and mv.lineage.vocabulary_hash == vocab_hash):
             return mv.version
     return None
 
@@ -126,7 +135,7 @@ def _register(store, repo, registry: ModelRegistry, info: dict, blob: bytes, poi
             blob,
             data_commits=[lineage["data_commit"]],
             feature_config_hash=lineage["feature_config_digest"],
-            vocabulary_hash=VOCABULARY_HASH,
+            vocabulary_hash=vocabulary_hash(info, blob),
             code_version=lineage["code_version"],
             training_config=info["train_config"],
             seed=int(lineage["seed"]),
@@ -141,7 +150,8 @@ def _register(store, repo, registry: ModelRegistry, info: dict, blob: bytes, poi
     except NoChangeError:
         # A run that stopped for an approval left this checkpoint registered as a candidate: take it up again
         # (anything else identical to a registered version is still refused).
-        version = _awaiting_candidate(registry, info["checkpoint_sha256"], lineage["feature_config_digest"])
+        version = _awaiting_candidate(registry, info["checkpoint_sha256"], lineage["feature_config_digest"],
+                                      vocabulary_hash(info, blob))
         if version is None:
             raise
         log.info(f"{MODEL_NAME} {version} is already registered for this checkpoint (a candidate): "

@@ -20,23 +20,15 @@ temperature only rescales the confidences (decode.at_temperature).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from speech_assets.features.logmel import FeatureConfig, LogMelExtractor, to_storage_dtype
 from speech_assets.model.architecture import CTCModel, ModelConfig
+from speech_assets.model.backend import Transcript  # noqa: F401  (re-exported: the service's result type)
 from speech_assets.model.decode import Hypothesis, at_temperature, beam_search, greedy_decode
 from speech_assets.model.train import load_checkpoint
-
-
-@dataclass
-class Transcript:
-    text: str
-    confidence: float  # see speech_assets.model.decode for the definition
-    words: list[tuple[str, float, float, float]] = field(default_factory=list)  # (word, start_s, end_s, conf)
-    duration_s: float = 0.0
 
 
 DECODERS = ("greedy", "beam", "lexicon")
@@ -88,6 +80,7 @@ class Transcriber:
         self.temperature = float(temperature)
         self.beam_width = int(beam_width)
         self.extra = extra or {}
+        self.card = None  # the port's ModelCard, set by CTCBackend.load
         if decoder is None and beam_width > 1:
             decoder = "beam"  # the older way of asking for a beam search
         self._search = make_search(self.extra, decoder, max(beam_width, 2), config.frame_shift_s)

@@ -276,7 +276,8 @@ def _train(train_set, dev_set, mcfg, cfg, init_state, progress, t_start) -> Trai
         else:
             bad_evals += 1
         if progress and progress(
-            {"event": "eval", "step": step, "dev_loss": dev_loss, "dev_wer": wer, "elapsed_s": elapsed()}
+            {"event": "eval", "step": step, "of": total_steps, "dev_loss": dev_loss, "dev_wer": wer,
+             "elapsed_s": elapsed()}
         ):
             stopped = "callback"
             return True
@@ -304,7 +305,7 @@ def _train(train_set, dev_set, mcfg, cfg, init_state, progress, t_start) -> Trai
             step += 1
             loss_curve.append(float(loss.detach()))
             if progress and step % cfg.log_every == 0 and progress(
-                {"event": "step", "step": step, "epoch": step / per_epoch, "loss": loss_curve[-1],
+                {"event": "step", "step": step, "of": total_steps, "epoch": step / per_epoch, "loss": loss_curve[-1],
                  "lr": opt.param_groups[0]["lr"], "elapsed_s": elapsed()}
             ):
                 stopped, stop = "callback", True

@@ -16,8 +16,15 @@ import json
 from dataclasses import dataclass
 
 from speech_assets.features.store import load_features, load_stats
+from speech_assets.intake.manifest import read_manifest_rows
 from speech_assets.monitoring.drift import DriftConfig, DriftReport, drift_report
-from speech_assets.monitoring.reference import reference_for, served_confidences, transcriber_for
+from speech_assets.monitoring.reference import (
+    feature_config_of,
+    reference_for,
+    samples_of_rows,
+    served_confidences,
+    transcriber_for,
+)
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.storage.base import DEFAULT_BRANCH, VersionStore
 from speech_assets.storage.layout import drift_report_path
@@ -54,9 +61,12 @@ def judge_batch(store: VersionStore, repo: str, batch_id: str, config: DriftConf
     reference = reference_for(store, repo, registry, model_name, production.version, run_id=run_id)
     transcriber = transcriber_for(registry, model_name, production.version)
     head = store.resolve(repo, DEFAULT_BRANCH)
-    stats = load_stats(store, repo, head, transcriber.feature_config, batch_id)
-    feats = list(load_features(store, repo, head, transcriber.feature_config, batch_id).values())
-    confidences = served_confidences(transcriber, feats, confidence_utterances)
+    fc = feature_config_of(transcriber)
+    stats = load_stats(store, repo, head, fc, batch_id)
+    feats = load_features(store, repo, head, fc, batch_id)
+    rows = [r for r in read_manifest_rows(store, repo, head) if r["batch_id"] == batch_id]
+    confidences = served_confidences(transcriber, samples_of_rows(store, repo, head, rows, feats),
+                                     confidence_utterances)
     report = drift_report(batch_id, stats, reference, config, confidences)
     in_reference = batch_id in reference.get("batch_ids", [])
     body = {**report.to_dict(), "reference_model": production.version, "data_commit": head, "in_reference": in_reference}

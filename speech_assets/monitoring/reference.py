@@ -21,42 +21,72 @@ from speech_assets.storage.layout import reference_path
 MAX_CONFIDENCE_UTTERANCES = 300
 
 
-def served_confidences(transcriber, feats: list[np.ndarray], max_utterances: int = MAX_CONFIDENCE_UTTERANCES,
+def served_confidences(recognizer, samples: list, max_utterances: int = MAX_CONFIDENCE_UTTERANCES,
                        seed: int = 0) -> np.ndarray:
-    """The calibrated utterance confidences the served model gives `feats` (a fixed random sample when many)."""
-    if len(feats) > max_utterances:
-        idx = np.random.default_rng(seed).choice(len(feats), size=max_utterances, replace=False)
-        feats = [feats[i] for i in sorted(idx)]
-    if not feats:
+    """The calibrated utterance confidences the served model gives `samples` (`model.backend.Sample`s: CTC reads
+    their features, Whisper their audio), on a fixed random sample when there are many."""
+    from speech_assets.model.backend import transcribe_samples
+
+    if len(samples) > max_utterances:
+        idx = np.random.default_rng(seed).choice(len(samples), size=max_utterances, replace=False)
+        samples = [samples[i] for i in sorted(idx)]
+    if not samples:
         return np.zeros(0)
-    return np.asarray([t.confidence for t in transcriber.transcribe_features(feats)], dtype=np.float64)
+    return np.asarray([t.confidence for t in transcribe_samples(recognizer, samples)], dtype=np.float64)
 
 
 def transcriber_for(registry, model_name: str, version: str):
-    from speech_assets.model.inference import Transcriber
+    """The production recognizer (any backend, through the port) at its calibrated temperature."""
+    from speech_assets.model.backend import load_recognizer
 
     temperature = float(registry.calibration(model_name, version).get("temperature", 1.0))
-    return Transcriber.from_checkpoint(registry.checkpoint(model_name, version), temperature=temperature)
+    return load_recognizer(registry.checkpoint(model_name, version), temperature=temperature)
+
+
+def feature_config_of(recognizer):
+    """The log-mel config the drift statistics use: the CTC model's own, else the platform default."""
+    from speech_assets.features.logmel import FeatureConfig
+
+    fc = getattr(recognizer, "feature_config", None)
+    return fc if isinstance(fc, FeatureConfig) else FeatureConfig()
+
+
+def samples_of_rows(store, repo: str, commit: str, rows: list[dict], feats: dict) -> list:
+    """Stored features (utt_id -> log-mel) -> port samples, in `feats`' order; an utterance with a manifest row
+    in `rows` can also have its audio read from the store (only if the recognizer asks: CTC never does)."""
+    from speech_assets.audio.decode import read_canonical_wav
+    from speech_assets.model.backend import Sample
+
+    by_utt = {r["utt_id"]: r for r in rows}
+
+    def reader(path: str):
+        return lambda: read_canonical_wav(store.get_object(repo, commit, path))[0]
+
+    return [Sample(utt, by_utt.get(utt, {}).get("text", ""), features=f,
+                   waveform=reader(by_utt[utt]["audio_path"]) if utt in by_utt else None,
+                   duration_s=float(by_utt.get(utt, {}).get("duration_s") or 0.0))
+            for utt, f in feats.items()]
 
 
 def build_model_reference(store, repo: str, registry, model_name: str, version: str, transcriber=None) -> dict:
-    from speech_assets.features.logmel import FeatureConfig
     from speech_assets.features.store import load_features, load_stats
 
     mv = registry.get(model_name, version)
     commit = mv.lineage.data_commits[0]
     transcriber = transcriber or transcriber_for(registry, model_name, version)
-    fc = transcriber.feature_config if isinstance(transcriber.feature_config, FeatureConfig) else FeatureConfig()
+    fc = feature_config_of(transcriber)
     rows = read_manifest_rows(store, repo, commit)
     batches = sorted({r["batch_id"] for r in rows})
     reference = build_reference(load_stats(store, repo, commit, fc, b) for b in batches)
     # held-out speakers first (dev, else test); a corpus too small to have them falls back to all its rows
     dev = ([r for r in rows if r["split"] == "dev"] or [r for r in rows if r["split"] == "test"] or rows)
-    feats = []
+    samples = []
     for b in sorted({r["batch_id"] for r in dev}):
         by_utt = load_features(store, repo, commit, fc, b)
-        feats += [by_utt[r["utt_id"]] for r in dev if r["batch_id"] == b and r["utt_id"] in by_utt]
-    conf = served_confidences(transcriber, feats)
+        wanted = [r for r in dev if r["batch_id"] == b]
+        samples += samples_of_rows(store, repo, commit, wanted,
+                                   {r["utt_id"]: by_utt[r["utt_id"]] for r in wanted if r["utt_id"] in by_utt})
+    conf = served_confidences(transcriber, samples)
     reference.update({
         "model_version": version, "data_commit": commit, "batch_ids": batches,
         "confidence_hist": confidence_histogram(conf), "confidence_mean": float(conf.mean()) if conf.size else None,

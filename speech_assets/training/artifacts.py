@@ -42,8 +42,10 @@ def _json(obj) -> bytes:
 
 def save_checkpoint(
     store: VersionStore, repo: str, blob: bytes, *, digest: str, lineage: dict, model_config: dict,
-    train_config: dict, loss_curve: list, dev_wer_curve: list, run_id: str,
+    train_config: dict, loss_curve: list, dev_wer_curve: list, run_id: str, card: dict | None = None,
 ) -> Saved:
+    """Save a checkpoint (opaque bytes of any backend), its training record, and move the pointer to it. `card`
+    is the backend's `ModelCard` as a dict: which backend reads the bytes, parameters, base model, tokenizer."""
     path = checkpoint_path(digest)
     info = {
         "digest": digest,
@@ -55,6 +57,8 @@ def save_checkpoint(
         "loss_curve": loss_curve,
         "dev_wer_curve": dev_wer_curve,
         "run_id": run_id,
+        "backend": (card or {}).get("family", "ctc"),
+        "card": card,
     }
     commit = publish_objects(
         store, repo,
@@ -63,7 +67,7 @@ def save_checkpoint(
         metadata={
             "run_id": run_id, "checkpoint_digest": digest, "data_commit": lineage["data_commit"],
             "feature_config_digest": lineage["feature_config_digest"], "code_version": lineage["code_version"],
-            "seed": str(lineage["seed"]),
+            "seed": str(lineage["seed"]), "backend": (card or {}).get("family", "ctc"),
         },
         branch_prefix="checkpoint",
     )

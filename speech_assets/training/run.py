@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from speech_assets.features.dataset import load_examples
 from speech_assets.features.logmel import FeatureConfig
 from speech_assets.model.architecture import ModelConfig
-from speech_assets.model.train import TrainConfig, TrainResult, checkpoint_bytes, state_digest, train
+from speech_assets.model.backend import Sample, TrainOutcome, backend_name_of, backend_named
+from speech_assets.model.ctc_backend import LM_ORDER_DEFAULT
+from speech_assets.model.train import TrainConfig
+from speech_assets.progress import ProgressMeter
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.storage.base import DEFAULT_BRANCH, VersionStore
 from speech_assets.training.artifacts import MODEL_NAME, TRAINING_CODE_VERSION, Saved, save_checkpoint
@@ -44,7 +47,14 @@ class TrainingSettings:
     dropout: float = ModelConfig.dropout
     warm_start: bool = TrainConfig.warm_start  # fine-tune from the production model instead of starting from scratch
     num_threads: int = TrainConfig.num_threads
-    lm_order: int = 3  # word LM for lexicon decoding, fitted on the train transcripts; 0 = greedy decoding only
+    lm_order: int = LM_ORDER_DEFAULT  # word LM for lexicon decoding, fitted on the train transcripts; 0 = greedy
+    backend: str = "ctc"  # the model family (`model.backend`): "ctc" (built in) or "whisper" (pretrained)
+
+    def backend_config(self) -> dict:
+        """The backend's own config (plain values) from these settings."""
+        if self.backend == "ctc":
+            return {**self.train_config().to_dict(), **self.model_config().to_dict(), "lm_order": self.lm_order}
+        raise ValueError(f"no training settings for backend {self.backend!r}")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(
@@ -66,13 +76,15 @@ class TrainingRun:
 
     data_commit: str
     feature_config: FeatureConfig
-    train_config: TrainConfig
-    result: TrainResult
-    digest: str  # of the trained weights (`state_digest`): names the checkpoint
+    backend: str
+    train_config: dict
+    result: TrainOutcome
+    digest: str  # of the trained weights: names the checkpoint
     checkpoint_sha256: str  # of the saved checkpoint file
-    decoder_spec: dict | None  # the fitted word LM and its tuned weights; None: greedy decoding only
+    decoder_spec: dict | None  # CTC: the fitted word LM and its tuned weights; None: greedy decoding (or Whisper)
     parent_version: str | None  # the production version it was warm-started from
     train_utterances: int
+    excluded: dict[str, int]  # reason -> utterances not trained on (manifest rows and backend skips)
     saved: Saved
 
     @property
@@ -97,41 +109,55 @@ class TrainingRun:
         )
 
 
-def _warm_start(store: VersionStore, repo: str, log: logging.Logger) -> tuple[dict | None, str | None]:
-    """The production model's weights and version, or (None, None) when nothing is in production."""
+def _warm_start(store: VersionStore, repo: str, backend: str, log: logging.Logger) -> tuple[bytes | None, str | None]:
+    """The production checkpoint and version to fine-tune from, or (None, None): nothing is in production, or
+    production is another backend's model (a Whisper challenger cannot start from CTC weights)."""
     registry = ModelRegistry(store, repo)
     champion = registry.production(MODEL_NAME)
     if champion is None:
-        log.warning("warm_start asked but no production model exists: training from scratch")
+        log.warning("warm_start asked but no production model exists: starting from the base model / scratch")
         return None, None
-    from speech_assets.model.train import load_checkpoint
+    blob = registry.checkpoint(MODEL_NAME, champion.version)
+    champion_backend = backend_name_of(blob)
+    if champion_backend != backend:
+        log.warning(f"warm_start asked but production {champion.version} is a {champion_backend} model and this "
+                    f"run trains {backend}: starting from the base model / scratch")
+        return None, None
+    return blob, champion.version
 
-    model, _, _ = load_checkpoint(registry.checkpoint(MODEL_NAME, champion.version))
-    return model.state_dict(), champion.version
 
+def progress_logger(log: logging.Logger, what: str = "training", every_s: float = 15.0):
+    """A backend's progress events -> log lines with an ETA (`progress.ProgressMeter`), for the Dagster log and
+    the demo's terminal. Stage messages are logged as they come; step events carry `step` and `of`."""
+    meters: dict[str, ProgressMeter] = {}
 
-def _progress(log: logging.Logger):
     def progress(event: dict) -> None:
-        if event.get("event") == "eval":
-            log.info(f"step {event.get('step')}: dev WER {event.get('dev_wer', float('nan')):.4f}")
-        elif event.get("event") == "step" and event.get("step", 0) % 100 == 0:
-            log.info(f"step {event.get('step')}: loss {event.get('loss', float('nan')):.3f}")
+        kind = event.get("event")
+        if event.get("message"):
+            log.info(f"{what}: {event['message']}")
+        if kind == "eval":
+            log.info(f"{what}: step {event.get('step')}: dev WER {event.get('dev_wer', float('nan')):.4f}")
+        elif kind in ("step", "encode", "export", "decode") and event.get("of"):
+            label = {"step": what}.get(kind, f"{what} ({kind})")
+            meter = meters.get(kind)
+            if meter is None or meter.total != int(event["of"]):
+                meter = meters[kind] = ProgressMeter(label, int(event["of"]), emit=log.info, every_s=every_s,
+                                                     unit="step" if kind == "step" else "utterance")
+            fields = {"loss": f"{event['loss']:.3f}"} if isinstance(event.get("loss"), float) else {}
+            meter.advance(int(event.get("step", meter.done_steps + 1)) - meter.done_steps, **fields)
+        return None  # never asks a backend to stop
 
     return progress
 
 
-def _fit_decoder(state_dict: dict, mconfig: ModelConfig, train_set, dev_set, order: int, log: logging.Logger) -> dict:
-    from speech_assets.model.architecture import CTCModel
-    from speech_assets.model.lexicon_decode import fit_decoder_spec
+def _samples(store: VersionStore, repo: str, commit: str, utterances) -> list[Sample]:
+    from speech_assets.audio.decode import read_canonical_wav
 
-    trained = CTCModel(mconfig)
-    trained.load_state_dict(state_dict)
-    spec = fit_decoder_spec(trained, [t for _, t in train_set], dev_set, order=order)
-    log.info(
-        f"word LM: order {order}, {spec['lexicon_words']} words; tuned on dev: lm_weight "
-        f"{spec['lm_weight']}, word_score {spec['word_score']}, dev WER {spec['dev_wer']}"
-    )
-    return spec
+    def reader(path: str):
+        return lambda: read_canonical_wav(store.get_object(repo, commit, path))[0]
+
+    return [Sample(u.utt_id, u.text, features=u.features, waveform=reader(u.audio_path), duration_s=u.duration_s)
+            for u in utterances]
 
 
 def train_checkpoint(
@@ -140,36 +166,45 @@ def train_checkpoint(
     """Train on the train split at main's head and save the checkpoint; `log` gets the run's progress lines."""
     data_commit = store.resolve(repo, DEFAULT_BRANCH)
     fconfig = FeatureConfig()
+    backend = backend_named(settings.backend)
     examples = load_examples(store, repo, data_commit, fconfig, splits=("train", "dev"))
-    train_set, dev_set = examples.pairs("train"), examples.pairs("dev")
+    train_utts, dev_utts = examples.splits["train"], examples.splits["dev"]
+    excluded = dict(examples.excluded)
+    if backend.name != "ctc":
+        # Whisper reads the audio: batches the retention sweep removed have features only
+        from speech_assets.intake.manifest import swept_batches
+
+        swept = swept_batches(store, repo, data_commit)
+        excluded["audio_swept"] = sum(u.batch_id in swept for u in train_utts + dev_utts)
+        train_utts = [u for u in train_utts if u.batch_id not in swept]
+        dev_utts = [u for u in dev_utts if u.batch_id not in swept]
     log.info(
-        f"training on {len(train_set)} utterances (dev {len(dev_set)}) at commit {data_commit[:12]}; "
-        f"excluded {examples.excluded}"
+        f"training on {len(train_utts)} utterances (dev {len(dev_utts)}) at commit {data_commit[:12]}; "
+        f"backend {backend.name}; excluded {excluded}"
     )
-    init_state, parent = _warm_start(store, repo, log) if settings.warm_start else (None, None)
-    tconfig, mconfig = settings.train_config(), settings.model_config()
-    result = train(train_set, dev_set, mconfig, tconfig, init_state=init_state, progress=_progress(log))
-    digest = state_digest(result.state_dict)
-    decoder_spec = (_fit_decoder(result.state_dict, mconfig, train_set, dev_set, settings.lm_order, log)
-                    if settings.lm_order > 0 else None)
+    init, parent = _warm_start(store, repo, backend.name, log) if settings.warm_start else (None, None)
     lineage = {
         "data_commit": data_commit,
         "feature_config": fconfig.to_dict(),
         "feature_config_digest": fconfig.digest(),
         "code_version": TRAINING_CODE_VERSION,
-        "seed": tconfig.seed,
+        "seed": settings.seed,
         "parent_version": parent,
-        "train_utterances": len(train_set),
-        "dev_utterances": len(dev_set),
-        "excluded": examples.excluded,
+        "train_utterances": len(train_utts),
+        "dev_utterances": len(dev_utts),
+        "excluded": excluded,
     }
-    blob = checkpoint_bytes(
-        result.state_dict, mconfig, extra={**lineage, **({"decoder": decoder_spec} if decoder_spec else {})}
+    outcome = backend.train(
+        _samples(store, repo, data_commit, train_utts), _samples(store, repo, data_commit, dev_utts),
+        settings.backend_config(), seed=settings.seed, init=init, progress=progress_logger(log), extra=lineage,
     )
+    for reason, n in outcome.n_skipped.items():
+        excluded[f"backend_{reason}"] = n
     saved = save_checkpoint(
-        store, repo, blob, digest=digest, lineage=lineage, model_config=mconfig.to_dict(),
-        train_config=tconfig.to_dict(), loss_curve=result.loss_curve, dev_wer_curve=result.dev_wer_curve,
-        run_id=run_id,
+        store, repo, outcome.checkpoint, digest=outcome.digest, lineage=lineage, model_config=outcome.model_config,
+        train_config=outcome.train_config, loss_curve=outcome.loss_curve, dev_wer_curve=outcome.dev_wer_curve,
+        run_id=run_id, card=outcome.card.to_dict(),
     )
-    return TrainingRun(data_commit, fconfig, tconfig, result, digest, hashlib.sha256(blob).hexdigest(), decoder_spec,
-                       parent, len(train_set), saved)
+    return TrainingRun(data_commit, fconfig, backend.name, outcome.train_config, outcome, outcome.digest,
+                       hashlib.sha256(outcome.checkpoint).hexdigest(), outcome.summary.get("decoder"), parent,
+                       outcome.n_train, excluded, saved)

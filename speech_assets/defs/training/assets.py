@@ -54,6 +54,7 @@ def asr_checkpoint(
     run = train_checkpoint(store.open(), store.repository, config.to_domain(), run_id=context.run.run_id,
                            log=context.log)
     result = run.result
+    card = result.card
     return dg.MaterializeResult(
         metadata={
             "commit_in": dg.MetadataValue.text(run.data_commit),
@@ -64,7 +65,10 @@ def asr_checkpoint(
             "feature_config_digest": run.feature_config.digest(),
             "seed": run.train_config.seed,
             "warm_started_from": run.parent_version or "",
-            "parameters": result.num_parameters,
+            "backend": run.backend,
+            "base_model": card.base_model or "",
+            "tokenizer": card.tokenizer,
+            "parameters": card.parameters,
             "steps": result.steps,
             "train_minutes": round(result.seconds / 60.0, 2),
             "stopped_reason": result.stopped_reason,
@@ -73,7 +77,8 @@ def asr_checkpoint(
             "decoder": "lexicon+lm" if run.decoder_spec else "greedy",
             "dev_wer_lexicon_lm": run.dev_wer_lexicon_lm,
             "train_utterances": run.train_utterances,
-            "train_config": dg.MetadataValue.json(json.loads(json.dumps(run.train_config.to_dict()))),
+            "excluded": dg.MetadataValue.json(run.excluded),
+            "train_config": dg.MetadataValue.json(json.loads(json.dumps(run.train_config))),
             "loss_curve": dg.MetadataValue.md(run.loss_table()),
         }
     )
