@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from speech_assets.simulation.speech import SimulationConfig, generate_batch
-from speech_assets.defs.evaluation.assets import eval_report, promotion_gate
+from speech_assets.defs.evaluation.assets import anchor_set, eval_report, promotion_gate
 from speech_assets.defs.features.assets import features
 from speech_assets.defs.intake.assets import audio_manifest, raw_audio
 from speech_assets.defs.intake.partitions import intake_batches
@@ -50,7 +50,7 @@ def _run(resources, eval_config, train_config=TINY_TRAIN, deploy: bool = False):
     # deploy=True: the whole train_and_deploy selection (nothing may reach serving when the gate fails)
     with dg.instance_for_test() as instance:
         return dg.materialize(
-            [asr_checkpoint, eval_report, promotion_gate, registered_model, *((asr_bento, asr_deployment) if deploy else ())],
+            [asr_checkpoint, anchor_set, eval_report, promotion_gate, registered_model, *((asr_bento, asr_deployment) if deploy else ())],
             instance=instance,
             resources=resources,
             raise_on_error=False,
@@ -105,6 +105,11 @@ def test_gate_passes_registers_then_compares_the_next_model_with_the_champion(co
     (gate,) = second.get_asset_check_evaluations()
     assert gate.metadata["mode"].value == "challenger_vs_champion"
     assert gate.metadata["champion_version"].value == "1.0.0"
+    # both models were scored on the real-speech anchor set, and the gate judged the challenger on it
+    assert "anchor_wer_no_regression" in gate.metadata["decision"].value
+    anchor = _md(second, "eval_report")
+    assert anchor["anchor_utterances"] == 11 and 0.0 <= anchor["anchor_champion_wer"] and 0.0 <= anchor["anchor_wer"]
+    assert "smoke alarm" in anchor["report"]
     second_reg = _md(second, "registered_model")
     assert second_reg["version"] == "1.1.0" and second_reg["stage"] == "canary"  # rolled out as a canary
 

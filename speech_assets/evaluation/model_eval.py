@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from speech_assets.evaluation.anchor import AnchorSet, compare_anchor, score_anchor
 from speech_assets.evaluation.calibration import calibration_report, correctness, fit_temperature
 from speech_assets.evaluation.promotion import PromotionDecision, PromotionPolicy, decide
-from speech_assets.evaluation.report import BaselineSummary, EvalReport, build_report
+from speech_assets.evaluation.report import AnchorSection, BaselineSummary, EvalReport, build_report
 from speech_assets.features.dataset import Utterance
 from speech_assets.model.backend import ModelOutputs as BackendOutputs
-from speech_assets.model.backend import Sample, backend_of
+from speech_assets.model.backend import Sample, backend_of, load_recognizer
 from speech_assets.model.ctc_backend import _ConfidenceTable  # noqa: F401  (its tests import it from here)
 
 
@@ -87,12 +88,49 @@ class Evaluation:
     champion_rows: list[dict] | None  # the champion on the same test utterances, as served
     champion_ece: float | None
     decoder: str = "greedy"  # how the challenger's hypotheses were searched
+    anchor: AnchorSection | None = None  # both models (and the peer) on the real-speech anchor set
+
+    @property
+    def anchor_rows(self) -> list[dict] | None:
+        return [dict(r) for r in self.anchor.challenger.rows] if self.anchor else None
+
+    @property
+    def champion_anchor_rows(self) -> list[dict] | None:
+        return [dict(r) for r in self.anchor.champion.rows] if self.anchor and self.anchor.champion else None
 
     def decide(self, policy: PromotionPolicy | None = None) -> PromotionDecision:
         return decide(
             self.rows, challenger_ece=self.ece, champion_rows=self.champion_rows, champion_ece=self.champion_ece,
-            policy=policy,
+            policy=policy, anchor_rows=self.anchor_rows, champion_anchor_rows=self.champion_anchor_rows,
         )
+
+
+def score_on_anchor(checkpoint: bytes, temperature: float, anchor: AnchorSet, *, model: str, seed: int = 0):
+    """The model's transcripts of the anchor set as served (its recognizer, any backend), scored."""
+    recognizer = load_recognizer(checkpoint, temperature=temperature)
+    return score_anchor(lambda waves: [t.text for t in recognizer.transcribe_batch(waves)], anchor, model=model,
+                        seed=seed)
+
+
+def anchor_section(checkpoint: bytes, temperature: float, anchor: AnchorSet, *, model_id: str,
+                   champion: tuple[bytes, float] | None, policy: PromotionPolicy, peer: bool, seed: int = 0
+                   ) -> AnchorSection:
+    """Challenger, champion and (when `peer`) pocketsphinx on the anchor set, with the paired comparison."""
+    challenger = score_on_anchor(checkpoint, temperature, anchor, model=model_id, seed=seed)
+    champ = (score_on_anchor(champion[0], champion[1], anchor, model="champion", seed=seed)
+             if champion is not None else None)
+    peer_result, peer_reason = None, ""
+    if peer:
+        from speech_assets.evaluation.baseline import BaselineUnavailable, transcribe_pocketsphinx
+
+        try:
+            peer_result = score_anchor(transcribe_pocketsphinx, anchor, model="pocketsphinx (en-us, as shipped)",
+                                       seed=seed)
+        except BaselineUnavailable as exc:
+            peer_reason = str(exc)
+    comparison = (compare_anchor(challenger, champ, tolerance=policy.anchor_wer_tolerance, seed=seed)
+                  if champ is not None else None)
+    return AnchorSection(challenger, champ, peer_result, peer_reason, comparison)
 
 
 def evaluate(
@@ -108,6 +146,8 @@ def evaluate(
     rtf=None,
     seed: int = 0,
     waveform_of: WaveformOf | None = None,
+    anchor: AnchorSet | None = None,  # the real-speech anchor set: scored for both models when given
+    anchor_peer: bool = False,  # also score pocketsphinx on it
 ) -> Evaluation:
     policy = policy or PromotionPolicy()
     dev_out = run_model(checkpoint, dev, waveform_of=waveform_of)
@@ -126,8 +166,11 @@ def evaluate(
         method="temperature",
         parameters={"temperature": fit.temperature, "fitted_on": "dev", "dev_utterances": len(dev)},
     )
+    section = (anchor_section(checkpoint, fit.temperature, anchor, model_id=model_id, champion=champion,
+                              policy=policy, peer=anchor_peer, seed=seed) if anchor is not None else None)
     report = build_report(
         test_rows, model_id=model_id, data_commit=data_commit, calibration=calib, rtf=rtf, baseline=baseline,
+        anchor=section,
         min_utterances=policy.min_utterances, min_speakers=policy.min_speakers, seed=seed,
     )
 
@@ -138,5 +181,5 @@ def evaluate(
         conf = [r["confidence"] for r in champion_rows]
         champion_ece = calibration_report(conf, conf, correctness(champion_rows), method="none").ece_after
     return Evaluation(
-        report, fit.temperature, test_rows, calib.ece_after, champion_rows, champion_ece, test_out.decoder
+        report, fit.temperature, test_rows, calib.ece_after, champion_rows, champion_ece, test_out.decoder, section
     )

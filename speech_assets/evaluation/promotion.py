@@ -24,6 +24,17 @@ Two situations, both decided by explicit rules that each produce a
                                   worse", so passing would be a free pass
 ``slice_wer_no_regression[...]``  the same per gated slice with ``slice_wer_tolerance``
 ``calibration_ece_no_regression`` challenger ECE - champion ECE <= ``ece_tolerance``
+``anchor_wer_no_regression``      the real-speech anchor (:mod:`.anchor`, 11 real
+                                  utterances: a smoke alarm, not a benchmark): fails
+                                  when the paired-bootstrap lower bound of
+                                  (challenger - champion) anchor WER exceeds
+                                  ``anchor_wer_tolerance`` (default 0.05 absolute) -
+                                  "clearly worse", the mark of catastrophic
+                                  forgetting; on so little data a smaller regression
+                                  is noise.  Applied when both models' anchor rows are
+                                  given; with ``require_anchor`` missing anchor
+                                  evidence fails it.  Without a champion the anchor is
+                                  reported in the notes, not gated
 
 Slices below the minimum size are reported as notes, never gated: their
 intervals are too wide (or, with one speaker, degenerate) to decide on.  A
@@ -36,11 +47,12 @@ computes the evidence from scored rows and applies them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from .bootstrap import PairedBootstrapResult
+from .anchor import DEFAULT_ANCHOR_TOLERANCE, AnchorComparison, AnchorResult, compare_anchor
+from .bootstrap import PairedBootstrapResult, bootstrap_ci
 from .metrics import score_rows
 from .slices import DEFAULT_COLUMNS, OVERALL, SliceDelta, SliceResult, paired_slice_table, slice_table
 
@@ -49,6 +61,7 @@ __all__ = [
     "PromotionPolicy",
     "RuleResult",
     "decide",
+    "rule_anchor_no_regression",
     "rule_ece_max",
     "rule_ece_no_regression",
     "rule_overall_floor",
@@ -78,6 +91,13 @@ class PromotionPolicy:
     # also hold challengers to the absolute floors (off: a challenger only has
     # to not regress, as the champion already passed the floors)
     floors_for_challengers: bool = False
+    # the real-speech anchor: how many absolute WER points the challenger's
+    # paired lower bound may exceed the champion's by (large on purpose: with
+    # 11 utterances only a collapse is distinguishable from noise), and whether
+    # a challenger without anchor evidence fails (off by default so callers that
+    # do not score the anchor yet keep their decisions)
+    anchor_wer_tolerance: float = DEFAULT_ANCHOR_TOLERANCE
+    require_anchor: bool = False
     # evidence
     columns: tuple[str, ...] = DEFAULT_COLUMNS
     min_utterances: int = 30
@@ -90,11 +110,29 @@ class PromotionPolicy:
         for name in ("floor_bound", "slice_floor_bound"):
             if getattr(self, name) not in ("upper", "point"):
                 raise ValueError(f"{name} must be 'upper' or 'point'")
+        tol = self.anchor_wer_tolerance
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol < 0:
+            raise ValueError(f"anchor_wer_tolerance must be a finite number >= 0, got {tol!r}")
+        if not isinstance(self.require_anchor, bool):
+            # a stored "false" string would be truthy and silently turn the requirement on
+            raise ValueError(f"require_anchor must be true or false, got {self.require_anchor!r}")
+        # a policy read back from JSON carries columns as a list; keep it a tuple so it round-trips equal
+        object.__setattr__(self, "columns", tuple(self.columns))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["columns"] = list(self.columns)
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PromotionPolicy":
+        """The policy `to_dict` wrote. A key missing (a document older than a field) takes the default; an unknown
+        key raises ValueError, because a gate field silently dropped would weaken the gate unnoticed."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown promotion policy field(s): {', '.join(unknown)}")
+        return cls(**dict(d))
 
 
 @dataclass(frozen=True)
@@ -257,6 +295,35 @@ def rule_ece_no_regression(challenger_ece: float, champion_ece: float, policy: P
     )
 
 
+def rule_anchor_no_regression(comparison: AnchorComparison | None, policy: PromotionPolicy) -> RuleResult:
+    """The real-speech anchor: fails when the challenger is clearly worse than the champion on it (the paired
+    lower bound of the WER difference above ``policy.anchor_wer_tolerance``), when the difference is undefined,
+    and when ``comparison`` is None (no anchor evidence: missing evidence is not a pass)."""
+    name = "anchor_wer_no_regression"
+    tolerance = policy.anchor_wer_tolerance
+    if comparison is None:
+        return RuleResult(name, False, "no real-speech anchor comparison (the challenger's or the champion's anchor "
+                          "rows are missing) and the policy requires one (require_anchor): missing evidence is not "
+                          "a pass", {"tolerance": tolerance})
+    # the policy's tolerance decides, whatever tolerance the comparison was built with
+    judged = AnchorComparison(comparison.result, tolerance, comparison.n_words)
+    evidence = comparison.result.to_dict() | {"tolerance": tolerance, "n_words": comparison.n_words}
+    if _nan(judged.result.low):
+        return RuleResult(name, False, judged.detail(), evidence)
+    return RuleResult(name, not judged.clearly_worse, judged.detail(), evidence)
+
+
+def _anchor_rows(x: Any) -> Any:
+    return list(x.rows) if isinstance(x, AnchorResult) else x
+
+
+def _anchor_note(anchor_rows: Any, p: PromotionPolicy) -> str:
+    rows = [dict(r) | {"speaker": r.get("speaker", r.get("utterance_id"))} for r in _anchor_rows(anchor_rows)]
+    ci = bootstrap_ci(rows, "wer", n_resamples=p.n_resamples, seed=p.seed, level=p.level)
+    return (f"real-speech anchor: WER {ci.estimate:.4f} [{ci.low:.4f}, {ci.high:.4f}] on n={ci.n_utterances} "
+            "utterances (a smoke alarm, not a benchmark): reported, not gated (no champion to compare with)")
+
+
 # ---------------------------------------------------------------------------
 # decision
 # ---------------------------------------------------------------------------
@@ -275,6 +342,8 @@ def decide(
     champion_rows: Any = None,
     champion_ece: float | None = None,
     policy: PromotionPolicy | None = None,
+    anchor_rows: Any = None,
+    champion_anchor_rows: Any = None,
 ) -> PromotionDecision:
     """Apply the promotion rules.
 
@@ -282,6 +351,15 @@ def decide(
     :mod:`.metrics`) of each model on the *same* test set.  The ECEs are
     those of the confidences as served (after calibration), on that set.
     Without ``champion_rows`` the first-model floors apply.
+
+    ``anchor_rows`` / ``champion_anchor_rows``: each model's rows on the
+    real-speech anchor set (an :class:`.anchor.AnchorResult` or its rows).
+    With a champion and both given, ``anchor_wer_no_regression`` is applied;
+    with a champion and either missing, that rule fails when the policy's
+    ``require_anchor`` is set and is left out (with a note when the
+    challenger's rows were given) otherwise.  Without a champion the
+    challenger's anchor WER is a note, not a rule.  Calls that pass neither
+    decide exactly as before.
     """
     policy = policy or PromotionPolicy()
     p = policy
@@ -299,7 +377,11 @@ def decide(
         notes.extend(_ungated_notes(table))
 
     if champion_rows is None:
+        if champion_anchor_rows is not None:
+            raise ValueError("champion_anchor_rows without champion_rows: there is no champion to compare with")
         floors()
+        if anchor_rows is not None:
+            notes.append(_anchor_note(anchor_rows, p))
         return PromotionDecision(all(r.passed for r in rules), rules, "first_model", notes)
 
     if champion_ece is None:
@@ -317,6 +399,15 @@ def decide(
     rules.append(rule_overall_no_regression(deltas[0], p))
     rules.extend(rule_slice_no_regression(deltas, p))
     rules.append(rule_ece_no_regression(challenger_ece, champion_ece, p))
+    if anchor_rows is not None and champion_anchor_rows is not None:
+        comparison = compare_anchor(_anchor_rows(anchor_rows), _anchor_rows(champion_anchor_rows),
+                                    tolerance=p.anchor_wer_tolerance, n_resamples=p.n_resamples, seed=p.seed,
+                                    level=p.level)
+        rules.append(rule_anchor_no_regression(comparison, p))
+    elif p.require_anchor:
+        rules.append(rule_anchor_no_regression(None, p))
+    elif anchor_rows is not None:
+        notes.append("real-speech anchor: the champion has no anchor rows, so it is reported, not gated")
     if p.floors_for_challengers:
         floors()
     else:

@@ -3,6 +3,8 @@
 :class:`EvalReport` gathers what users judge a model on - overall WER / CER
 with speaker-bootstrap intervals, the per-subgroup table, calibration before
 and after with reliability bins, real-time factor and an optional baseline -
+plus, when given, the real-speech anchor section (:mod:`.anchor`: 11 real
+recordings, a smoke alarm, not a benchmark) -
 and renders it as JSON (storage, round-trips), Markdown (tables for the
 Dagster UI's metadata) and a self-contained HTML page with the plots embedded
 as base64 PNG, so the page can be attached to a run or mailed without any
@@ -24,13 +26,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .anchor import AnchorComparison, AnchorResult, anchor_table, smoke_alarm_sentence
 from .bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, bootstrap_ci
 from .calibration import CalibrationReport, ReliabilityDiagram
 from .latency import RTFResult
 from .metrics import score_rows
 from .slices import DEFAULT_COLUMNS, SliceResult, slice_table
 
-__all__ = ["BaselineSummary", "EvalReport", "build_report", "summarize_baseline"]
+__all__ = ["AnchorSection", "BaselineSummary", "EvalReport", "build_report", "summarize_baseline"]
 
 SCHEMA_VERSION = 1
 
@@ -130,6 +133,72 @@ def summarize_baseline(
 
 
 # ---------------------------------------------------------------------------
+# real-speech anchor
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnchorSection:
+    """The models scored on the real-speech anchor set: the challenger always; the champion and the pocketsphinx
+    peer when they were scored (else ``peer_reason`` says why the peer was not); the paired comparison with the
+    champion when there is one. Every result must be on the same set (same ``set_digest``)."""
+
+    challenger: AnchorResult
+    champion: AnchorResult | None = None
+    peer: AnchorResult | None = None
+    peer_reason: str = ""  # why the pocketsphinx peer was not scored; empty when it was, or was not asked for
+    comparison: AnchorComparison | None = None
+
+    def __post_init__(self) -> None:
+        digests = {r.set_digest for r in self.results()}
+        if len(digests) != 1:
+            raise ValueError("the anchor section's results are on different sets (set_digest differs)")
+
+    def results(self) -> list[AnchorResult]:
+        return [r for r in (self.challenger, self.champion, self.peer) if r is not None]
+
+    @property
+    def n_utterances(self) -> int:
+        return self.challenger.n_utterances
+
+    @property
+    def n_words(self) -> int:
+        return self.challenger.n_words
+
+    def heading(self) -> str:
+        return f"Real speech (pocketsphinx-testdata, n={self.n_utterances} utterances, {self.n_words} words)"
+
+    def sentences(self) -> list[str]:
+        out = [smoke_alarm_sentence(self.n_utterances),
+               f"Interval: bootstrap over the {self.n_utterances} utterances (the recordings carry no speaker ids; "
+               "utterances of one group likely share a voice, so it is if anything too narrow)."]
+        if self.comparison is not None:
+            out.append(f"Against the champion: {self.comparison.detail()}.")
+        if self.peer is None and self.peer_reason:
+            out.append(f"pocketsphinx peer skipped: {self.peer_reason}")
+        return out
+
+    def table_markdown(self) -> str:
+        return anchor_table(self.results())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "challenger": self.challenger.to_dict(),
+            "champion": None if self.champion is None else self.champion.to_dict(),
+            "peer": None if self.peer is None else self.peer.to_dict(),
+            "peer_reason": self.peer_reason,
+            "comparison": None if self.comparison is None else self.comparison.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "AnchorSection":
+        opt = lambda k, f: None if d.get(k) is None else f(d[k])  # noqa: E731
+        return cls(AnchorResult.from_dict(d["challenger"]), opt("champion", AnchorResult.from_dict),
+                   opt("peer", AnchorResult.from_dict), d.get("peer_reason", ""),
+                   opt("comparison", AnchorComparison.from_dict))
+
+
+# ---------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------
 
@@ -152,6 +221,7 @@ class EvalReport:
     level: float = DEFAULT_LEVEL
     min_utterances: int = 30
     min_speakers: int = 3
+    anchor: AnchorSection | None = None  # the real-speech anchor; None in reports from before it existed
 
     # -- serialization -----------------------------------------------------
 
@@ -175,6 +245,7 @@ class EvalReport:
                 "level": self.level,
                 "min_utterances": self.min_utterances,
                 "min_speakers": self.min_speakers,
+                "anchor": None if self.anchor is None else self.anchor.to_dict(),
             }
         )
 
@@ -203,6 +274,7 @@ class EvalReport:
             level=float(d.get("level", DEFAULT_LEVEL)),
             min_utterances=int(d.get("min_utterances", 30)),
             min_speakers=int(d.get("min_speakers", 3)),
+            anchor=None if d.get("anchor") is None else AnchorSection.from_dict(d["anchor"]),
         )
 
     @classmethod
@@ -292,6 +364,10 @@ class EvalReport:
                 "",
                 self.reliability_markdown(),
             ]
+        if self.anchor is not None:
+            a = self.anchor
+            parts += ["", f"### {a.heading()}", "", " ".join(a.sentences()), "",
+                      a.table_markdown()]
         return "\n".join(parts) + "\n"
 
     # -- plots and html ----------------------------------------------------
@@ -370,6 +446,10 @@ class EvalReport:
         ]
         if self.calibration is not None:
             sections += ["<h2>Calibration</h2>", _md_table_to_html(self.reliability_markdown())]
+        if self.anchor is not None:
+            a = self.anchor
+            sections += [f"<h2>{esc(a.heading())}</h2>",
+                         "".join(f"<p>{esc(t)}</p>" for t in a.sentences()), _md_table_to_html(a.table_markdown())]
         sections += ["<h2>Plots</h2>", imgs]
         body = "\n".join(sections)
         return (
@@ -458,6 +538,7 @@ def build_report(
     calibration: CalibrationReport | None = None,
     rtf: RTFResult | None = None,
     baseline: BaselineSummary | None = None,
+    anchor: AnchorSection | None = None,
     columns: Sequence[str] = DEFAULT_COLUMNS,
     min_utterances: int = 30,
     min_speakers: int = 3,
@@ -487,4 +568,5 @@ def build_report(
         level=level,
         min_utterances=min_utterances,
         min_speakers=min_speakers,
+        anchor=anchor,
     )

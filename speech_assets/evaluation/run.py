@@ -52,6 +52,10 @@ class EvaluationSettings:
     # so its sample is small and its size is printed beside its WER
     baseline_utterances: int = 20
     rtf_utterances: int = 20
+    # score both models on the real-speech anchor set (`anchor_set` asset); with a champion the gate then requires
+    # that evidence and refuses a challenger clearly worse on it (catastrophic forgetting). pocketsphinx is scored
+    # on it too when baseline_utterances > 0.
+    anchor: bool = True
 
     def thresholds(self, gate) -> dict[str, Any]:
         """The gate's thresholds: `gate`'s (a `governance.policy.GatePolicy`, in its field order), with every one
@@ -197,10 +201,13 @@ def evaluate_checkpoint(
         f"gate thresholds from the release policy at {release.commit[:12]}"
         f"{' (stored)' if release.stored else ' (defaults)'}; run config overrides: {overridden or 'none'}"
     )
-    policy = PromotionPolicy(**thresholds, n_resamples=settings.bootstrap_resamples, seed=settings.seed)
+    policy = PromotionPolicy(**thresholds, n_resamples=settings.bootstrap_resamples, seed=settings.seed,
+                             require_anchor=settings.anchor)
+    anchor = _anchor_set(store, repo, log) if settings.anchor else None
     ev = evaluate(
         blob, dev, test, model_id=info["digest"][:16], data_commit=data_commit, champion=champion, policy=policy,
-        baseline=baseline, rtf=rtf, seed=settings.seed, waveform_of=waveform_of,
+        baseline=baseline, rtf=rtf, seed=settings.seed, waveform_of=waveform_of, anchor=anchor,
+        anchor_peer=settings.baseline_utterances > 0,
     )
     paths = evaluation_paths(info["digest"])
     pointer = {
@@ -209,6 +216,8 @@ def evaluate_checkpoint(
         "html": paths["html"],
         "rows": paths["rows"],
         "champion_rows": paths["champion_rows"] if ev.champion_rows is not None else None,
+        "anchor_rows": paths["anchor_rows"] if ev.anchor is not None else None,
+        "anchor_commit": anchor.commit if anchor is not None else None,
         "champion_version": champion_version.version if champion_version else None,
         "temperature": ev.temperature,
         "ece": ev.ece,
@@ -224,6 +233,10 @@ def evaluate_checkpoint(
     }
     if ev.champion_rows is not None:
         objects[pointer["champion_rows"]] = _rows_bytes(ev.champion_rows)
+    if ev.anchor is not None:
+        objects[pointer["anchor_rows"]] = _rows_bytes(
+            [{**r, "role": "challenger"} for r in ev.anchor_rows]
+            + [{**r, "role": "champion"} for r in (ev.champion_anchor_rows or [])])
     commit = publish_objects(
         store, repo, objects, branch_prefix="eval", message=f"eval_report {info['digest'][:16]}",
         metadata={"run_id": run_id, "checkpoint_digest": info["digest"], "data_commit": data_commit},
@@ -242,9 +255,36 @@ def load_evaluation(store: VersionStore, repo: str) -> tuple[dict, list[dict], l
     return pointer, rows, champ
 
 
+def load_anchor_rows(store: VersionStore, repo: str, pointer: dict) -> tuple[list[dict] | None, list[dict] | None]:
+    """(challenger's, champion's) rows on the real-speech anchor set, as the evaluation stored them."""
+    if not pointer.get("anchor_rows"):
+        return None, None
+    rows = _read_rows(store.get_object(repo, DEFAULT_BRANCH, pointer["anchor_rows"]))
+    by_role = {role: [{k: v for k, v in r.items() if k != "role"} for r in rows if r["role"] == role]
+               for role in ("challenger", "champion")}
+    return by_role["challenger"], by_role["champion"] or None
+
+
 def promotion_decision(store: VersionStore, repo: str) -> tuple[dict, PromotionDecision]:
     """The promotion gate's decision on the latest evaluation, under the policy that evaluation recorded."""
     pointer, rows, champ = load_evaluation(store, repo)
-    policy = PromotionPolicy(**pointer["policy"]) if pointer.get("policy") else PromotionPolicy()
+    anchor_rows, champion_anchor_rows = load_anchor_rows(store, repo, pointer)
+    policy = PromotionPolicy.from_dict(pointer["policy"]) if pointer.get("policy") else PromotionPolicy()
     return pointer, decide(rows, challenger_ece=pointer["ece"], champion_rows=champ,
-                           champion_ece=pointer.get("champion_ece"), policy=policy)
+                           champion_ece=pointer.get("champion_ece"), policy=policy, anchor_rows=anchor_rows,
+                           champion_anchor_rows=champion_anchor_rows)
+
+
+def _anchor_set(store: VersionStore, repo: str, log: logging.Logger):
+    """The real-speech anchor set on main, or None (and a warning saying what to run) when it was never imported."""
+    from speech_assets.evaluation.anchor import AnchorSetUnavailable, load_anchor_set
+
+    try:
+        anchor = load_anchor_set(store, repo, DEFAULT_BRANCH)
+    except AnchorSetUnavailable:
+        log.warning("the real-speech anchor set is not in the store: materialize the anchor_set asset "
+                    "(with a champion, the gate refuses a challenger without this evidence)")
+        return None
+    log.info(f"real-speech anchor set: {anchor.n_utterances} utterances at {anchor.commit[:12]} "
+             f"(a smoke alarm, not a benchmark)")
+    return anchor

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from speech_assets.model.architecture import ModelConfig
-from speech_assets.model.backend import ModelCard, Progress, Recognizer, Sample, TrainOutcome
+from speech_assets.model.contract import ModelCard, Progress, Recognizer, Sample, TrainOutcome
 from speech_assets.model.decode import Hypothesis, _tokens_from_path, at_temperature, confidence_at
 from speech_assets.model.tokenizer import VOCAB
 from speech_assets.model.train import CHECKPOINT_FORMAT, TrainConfig

@@ -26,7 +26,7 @@ import torch
 
 from speech_assets.features.logmel import FeatureConfig, LogMelExtractor, to_storage_dtype
 from speech_assets.model.architecture import CTCModel, ModelConfig
-from speech_assets.model.backend import Transcript  # noqa: F401  (re-exported: the service's result type)
+from speech_assets.model.contract import Transcript  # noqa: F401  (re-exported: the service's result type)
 from speech_assets.model.decode import Hypothesis, at_temperature, beam_search, greedy_decode
 from speech_assets.model.train import load_checkpoint
 

@@ -133,6 +133,10 @@ def champion_rows_path(checkpoint_digest: str) -> str:
     return f"{evaluation_dir(checkpoint_digest)}/champion_rows.parquet"
 
 
+def anchor_rows_path(checkpoint_digest: str) -> str:
+    return f"{evaluation_dir(checkpoint_digest)}/anchor_rows.parquet"
+
+
 def checkpoint_path(digest: str) -> str:
     return f"{checkpoint_dir(digest)}/checkpoint.pt"
 
@@ -142,10 +146,11 @@ def training_record_path(digest: str) -> str:
 
 
 def evaluation_paths(checkpoint_digest: str) -> dict[str, str]:
-    """The files of one checkpoint's evaluation, by role: report (JSON), html, rows, champion_rows."""
+    """The files of one checkpoint's evaluation, by role: report (JSON), html, rows, champion_rows, anchor_rows."""
     prefix = evaluation_dir(checkpoint_digest)
     return {"report": f"{prefix}/report.json", "html": f"{prefix}/report.html",
-            "rows": evaluation_rows_path(checkpoint_digest), "champion_rows": champion_rows_path(checkpoint_digest)}
+            "rows": evaluation_rows_path(checkpoint_digest), "champion_rows": champion_rows_path(checkpoint_digest),
+            "anchor_rows": anchor_rows_path(checkpoint_digest)}
 
 
 # -- registry ---------------------------------------------------------------------------------------------
@@ -198,6 +203,17 @@ def reference_path(version: str) -> str:
     return f"{REFERENCE_PREFIX}/{version}.json"
 
 
+# -- evaluation: the fixed real-speech anchor set ---------------------------------------------------------
+# Debian's pocketsphinx-testdata recordings (`evaluation.anchor`): public test recordings of no platform user, so
+# they are not speaker data (`NONE`): retention must not sweep a fixed set, and erasure has no speaker to find.
+ANCHOR_DIR = "anchor/pocketsphinx_testdata/"
+ANCHOR_MANIFEST_PATH = f"{ANCHOR_DIR}manifest.json"
+
+
+def anchor_audio_path(utt_id: str) -> str:
+    return f"{ANCHOR_DIR}{utt_id}.wav"
+
+
 # -- serving and operations -------------------------------------------------------------------------------
 BENTO_RECORD = "serving/bento.json"
 DEPLOYMENT_RECORD = "serving/local/deployment.json"
@@ -238,6 +254,9 @@ KEYS: tuple[Key, ...] = (
         "one row per test utterance: reference, hypothesis, speaker, errors"),
     Key("evaluations/<digest16>/champion_rows.parquet", "evaluation (eval_report)", "promotion gate, privacy", ROWS,
         "the champion's rows on the same test audio"),
+    Key("evaluations/<digest16>/anchor_rows.parquet", "evaluation (eval_report)", "promotion gate, a person", NONE,
+        "challenger's and champion's transcripts of the real-speech anchor set (public test recordings, no "
+        "platform user)"),
     Key("evaluations/latest.json", "evaluation (eval_report)", "promotion_gate, registered_model", NONE,
         "mutable pointer: the latest evaluation and its gate inputs"),
     Key("models/<name>/stages.json", "registry", "registry, serving, dashboard", NONE,
@@ -256,6 +275,13 @@ KEYS: tuple[Key, ...] = (
         "tombstone: a batch whose raw audio was swept on purpose"),
     Key("reports/redactions.json", "privacy.redaction (redaction_report)", "a person, dashboard", NONE,
         "per-batch PII redaction counts"),
+    Key("anchor/pocketsphinx_testdata/<utt>.wav", "evaluation.anchor (import_anchor_set)",
+        "evaluation.anchor (load_anchor_set)", NONE,
+        "canonical 16 kHz mono PCM16 audio of the 11 real anchor utterances: Debian pocketsphinx-testdata's "
+        "public test recordings, no platform user's speech (so neither swept by retention nor erased)"),
+    Key("anchor/pocketsphinx_testdata/manifest.json", "evaluation.anchor (import_anchor_set)",
+        "evaluation.anchor (load_anchor_set)", NONE,
+        "the anchor set: utt_id, group, transcript, duration, wav sha256, source file; and the set digest"),
     Key("monitoring/drift/<batch>.json", "monitoring (drift_report)", "retrain sensor, dashboard, alerts", NONE,
         "drift signals of one batch against the served model's reference"),
     Key("monitoring/reference/<version>.json", "monitoring.reference", "monitoring (drift_report)", NONE,
@@ -291,6 +317,8 @@ FEATURES_KEY = key("features/<config digest>/<batch>/")
 EVALUATION_ROWS_KEY = key("evaluations/<digest16>/rows.parquet")
 CHAMPION_ROWS_KEY = key("evaluations/<digest16>/champion_rows.parquet")
 PROBE_SET_KEY = key("serving/probe_set.json")
+ANCHOR_AUDIO_KEY = key("anchor/pocketsphinx_testdata/<utt>.wav")
+ANCHOR_MANIFEST_KEY = key("anchor/pocketsphinx_testdata/manifest.json")
 
 
 def keys_holding(kind: str) -> tuple[Key, ...]:

@@ -30,13 +30,44 @@ class EvalConfig(dg.Config):
     seed: int = EvaluationSettings.seed
     baseline_utterances: int = EvaluationSettings.baseline_utterances  # pocketsphinx's sample (0 = skip)
     rtf_utterances: int = EvaluationSettings.rtf_utterances
+    anchor: bool = EvaluationSettings.anchor  # score both models on the real-speech anchor set (gated with a champion)
 
     def to_domain(self) -> EvaluationSettings:
         return EvaluationSettings(**self.model_dump())
 
 
 @dg.asset(
-    deps=[asr_checkpoint],
+    group_name="evaluation",
+    owners=OWNERS,
+    tags={"layer": "silver", "domain": "evaluation"},
+    kinds={"wav"},
+    code_version="1",
+    description=(
+        "Real recorded speech as a fixed, versioned anchor set: the 11 recordings of Debian's pocketsphinx-testdata "
+        "(5 card names, 5 LibriVox sentences, 1 command), canonical WAVs + a manifest with their sha256. Every "
+        "eval_report scores both models on it; a smoke alarm for catastrophic forgetting, not a benchmark."
+    ),
+)
+def anchor_set(context: dg.AssetExecutionContext, store: VersionStoreResource) -> dg.MaterializeResult:
+    from speech_assets.evaluation.anchor import import_anchor_set, load_anchor_set, read_pocketsphinx_testdata
+
+    vs, repo = store.open(), store.repository
+    commit = import_anchor_set(vs, repo, read_pocketsphinx_testdata(), run_id=context.run.run_id)
+    anchor = load_anchor_set(vs, repo, commit)
+    return dg.MaterializeResult(metadata={
+        "commit_out": dg.MetadataValue.text(commit),
+        "set_digest": anchor.set_digest,
+        "utterances": anchor.n_utterances,
+        "words": anchor.n_words,
+        "groups": dg.MetadataValue.md(
+            "| group | utterances |\n|---|---:|\n" + "\n".join(
+                f"| {g} | {sum(u.group == g for u in anchor.utterances)} |"
+                for g in sorted({u.group for u in anchor.utterances}))),
+    })
+
+
+@dg.asset(
+    deps=[asr_checkpoint, anchor_set],
     group_name="evaluation",
     owners=OWNERS,
     tags={"layer": "gold", "domain": "evaluation"},
@@ -78,7 +109,19 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
         "decoder": run.evaluation.decoder,
         **{f"wer/{column}={value}": wer for (column, value), wer in run.slice_wers().items()},
         **({} if run.baseline_wer is None else {"baseline_wer": run.baseline_wer}),
+        **_anchor_metadata(run.evaluation.anchor),
     })
+
+
+def _anchor_metadata(section) -> dict:
+    if section is None:
+        return {"anchor": "not scored (anchor=false, or the anchor_set asset was never materialized)"}
+    out = {"anchor_utterances": section.challenger.n_utterances, "anchor_wer": float(section.challenger.wer)}
+    if section.champion is not None:
+        out["anchor_champion_wer"] = float(section.champion.wer)
+    if section.peer is not None:
+        out["anchor_pocketsphinx_wer"] = float(section.peer.wer)
+    return out
 
 
 @dg.asset_check(
@@ -86,8 +129,8 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
     blocking=True,
     description=(
         "Challenger vs champion on the same test utterances: overall WER not confidently worse beyond its tolerance "
-        "(paired speaker bootstrap), no gated subgroup worse beyond its tolerance, calibration not worse. The first "
-        "model must meet absolute floors (no free pass)."
+        "(paired speaker bootstrap), no gated subgroup worse beyond its tolerance, calibration not worse, not clearly "
+        "worse on the real-speech anchor set. The first model must meet absolute floors (no free pass)."
     ),
 )
 def promotion_gate(store: VersionStoreResource) -> dg.AssetCheckResult:

@@ -1,4 +1,5 @@
-"""`asr_checkpoint`: a CTC model trained on the train split at a pinned manifest commit."""
+"""`asr_checkpoint`: a model (any backend: the built-in CTC, or a pretrained Whisper fine-tuned) trained on the
+train split at a pinned manifest commit."""
 
 import json
 
@@ -63,7 +64,7 @@ def asr_checkpoint(
             "checkpoint_digest": run.digest,
             "checkpoint_sha256": run.checkpoint_sha256,
             "feature_config_digest": run.feature_config.digest(),
-            "seed": run.train_config.seed,
+            "seed": run.train_config.get("seed", config.seed),
             "warm_started_from": run.parent_version or "",
             "backend": run.backend,
             "base_model": card.base_model or "",
@@ -74,7 +75,8 @@ def asr_checkpoint(
             "stopped_reason": result.stopped_reason,
             "final_loss": run.final_loss,
             "best_dev_wer": run.best_dev_wer,
-            "decoder": "lexicon+lm" if run.decoder_spec else "greedy",
+            "decoder": (("lexicon+lm" if run.decoder_spec else "greedy") if run.backend == "ctc"
+                        else str(card.extra.get("decoder", run.backend))),
             "dev_wer_lexicon_lm": run.dev_wer_lexicon_lm,
             "train_utterances": run.train_utterances,
             "excluded": dg.MetadataValue.json(run.excluded),
