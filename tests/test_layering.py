@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "speech_assets"
 
 # Lower floors never import higher ones; packages on one floor do not import each other.
 FLOORS: list[set[str]] = [
-    {"settings"},
+    {"settings", "text", "progress"},
     {"storage"},
     {"audio", "registry"},
     {"intake", "simulation"},

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(
         f"imported {report.written} rows ({report.layout}) to {report.manifest}; "
-        f"skipped {len(report.skipped)}"
+        f"skipped {len(report.skipped)}; transcripts normalised {report.normalised}"
+        + "".join(f"\n  quarantined, {reason}: {n}" for reason, n in report.skipped_by_reason.items())
     )
     for index, reason in report.skipped[:20]:
         print(f"  skipped row {index}: {reason}", file=sys.stderr)

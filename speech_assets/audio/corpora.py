@@ -15,6 +15,28 @@ A landing batch folder holds one of three layouts:
 and every line is decoded on its own, so one broken line becomes one error
 entry and never stops the rest.
 
+Transcripts, of every layout, are normalised to the platform alphabet with
+:func:`speech_assets.text.normalize_text` ("Hello, World! It's 5 o'clock." ->
+"hello world it's five o'clock"), because the model and the training set
+accept nothing else and a transcript in another spelling would otherwise be
+left out downstream.  The transcript as the source wrote it stays in
+``fields["source_text"]`` (written to an imported manifest, and kept when that
+manifest is read again).  Two exceptions:
+
+* a transcript that cannot be normalised (letters of another script, nothing
+  left after punctuation) becomes an error entry whose code is the
+  :class:`~speech_assets.text.Unnormalisable` reason (``non_latin_script``,
+  ``unmappable_letter``, ``empty_after_normalisation``), so intake quarantines
+  it with that reason and counts it;
+* a transcript in which :func:`~speech_assets.audio.pii.sanitize_transcript`
+  finds personal data is passed on as written: intake's redaction looks for
+  written digits ("555-123-4567"), which normalisation would spell out as
+  cardinals it no longer recognises.  Such a row never trains anyway (the
+  training set leaves redacted transcripts out).
+
+A blank transcript is passed on as written too: intake already rejects it as
+``manifest_missing_field:text``.
+
 ``audio_ref`` is always meant relative to the batch directory:
 
 * NeMo: ``audio_filepath`` exactly as written.
@@ -33,13 +55,19 @@ import logging
 import os
 import re
 import shutil
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from speech_assets.audio.pii import sanitize_transcript
+from speech_assets.text import Unnormalisable, normalize_text
+
 __all__ = [
     "LAYOUTS",
+    "ImportReport",
     "LandingEntry",
+    "SOURCE_TEXT",
     "detect_layout",
     "read_entries",
     "write_nemo_manifest",
@@ -60,17 +88,23 @@ CV_TSVS = (CV_VALIDATED, *CV_SPLITS, "invalidated.tsv", "reported.tsv")
 _CV_INT_FIELDS = ("up_votes", "down_votes")
 _LS_TRANS_SUFFIX = ".trans.txt"
 _LS_MAX_DEPTH = 4
+#: the ``fields`` key holding a transcript exactly as its source wrote it
+SOURCE_TEXT = "source_text"
 
 
 @dataclass
 class LandingEntry:
     index: int  # 0-based order in the source listing
     audio_ref: str | None  # audio path exactly as the source wrote it
-    text: str | None  # transcript as written (None if it could not be read)
-    fields: dict  # speaker, accent, channel, ... whatever the source has
-    error: str | None  # None, or a reason code for an unreadable row
+    # The transcript normalised (see the module docstring for when it is left as written); None if it could not
+    # be read. As written, it is in fields["source_text"].
+    text: str | None
+    fields: dict  # speaker, accent, channel, ... whatever the source has, and source_text
+    error: str | None  # None, or a reason code for an unreadable row or an unnormalisable transcript
     error_detail: str = ""  # human-readable detail
-    raw: bytes = b""  # the source line bytes (without its line terminator)
+    # The source line bytes (without its line terminator). Empty for an unnormalisable transcript: that row was
+    # parsed, so its text can be sanitised like any other, and intake keeps the raw bytes of an error row verbatim.
+    raw: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -171,6 +205,20 @@ def _error(index, code, detail, raw, base) -> LandingEntry:
     )
 
 
+def _transcript_entry(index: int, audio_ref: str, text: str, fields: dict, raw: bytes,
+                      where: str) -> LandingEntry:
+    """The entry of a parsed row: its transcript normalised, or an error entry naming why it cannot be."""
+    # setdefault: a manifest this module wrote carries the original already; its `text` is the normalised one.
+    fields.setdefault(SOURCE_TEXT, text)
+    if not text.strip() or sanitize_transcript(text).total:
+        return LandingEntry(index, audio_ref, text, fields, None, "", raw)
+    try:
+        normalised = normalize_text(text)
+    except Unnormalisable as exc:
+        return LandingEntry(index, audio_ref, text, fields, exc.reason, f"{where}: {exc}", b"")
+    return LandingEntry(index, audio_ref, normalised, fields, None, "", raw)
+
+
 def _read_nemo(batch: Path) -> list[LandingEntry]:
     out: list[LandingEntry] = []
     for path in _nemo_manifests(batch):
@@ -210,7 +258,7 @@ def _read_nemo(batch: Path) -> list[LandingEntry]:
                 continue
             fields = {k: v for k, v in row.items() if k not in ("audio_filepath", "text")}
             fields.update(base)
-            out.append(LandingEntry(i, audio, text, fields, None, "", raw))
+            out.append(_transcript_entry(i, audio, text, fields, raw, f"{path.name}:{lineno}"))
     return out
 
 
@@ -271,7 +319,7 @@ def _read_commonvoice(batch: Path) -> list[LandingEntry]:
                         fields[k] = row[k]
             fields["source_path"] = src
             fields.update(base)
-            out.append(LandingEntry(i, audio_ref, row["sentence"], fields, None, "", raw))
+            out.append(_transcript_entry(i, audio_ref, row["sentence"], fields, raw, f"{path.name}:{lineno}"))
     return out
 
 
@@ -310,9 +358,7 @@ def _read_librispeech(batch: Path) -> list[LandingEntry]:
             }
             fields.update(base)
             audio_ref = (rel_dir / f"{utt_id}.flac").as_posix()
-            out.append(
-                LandingEntry(i, audio_ref, transcript.strip().lower(), fields, None, "", raw)
-            )
+            out.append(_transcript_entry(i, audio_ref, transcript.strip(), fields, raw, f"{rel_file}:{lineno}"))
     return out
 
 
@@ -383,6 +429,13 @@ class ImportReport:
     manifest: Path
     written: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (index, reason)
+    normalised: int = 0  # written rows whose transcript normalisation changed (the original is in source_text)
+
+    @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        """reason -> rows skipped for it, most frequent first."""
+        counts = Counter(reason for _, reason in self.skipped)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _safe_relpath(ref: str) -> PurePosixPath | None:
@@ -400,9 +453,12 @@ def import_corpus(
     Audio is copied (file contents, never links) to ``out/audio/<path>``,
     keeping the source's relative path; the manifest references it relative
     to ``out``; ``duration`` is read from the audio header when soundfile can
-    (otherwise left out).  Rows whose audio is missing, outside ``src``
-    (``..``, absolute paths, symlinks that escape) or unreadable as a path are
-    skipped and listed in the returned report.  ``_READY`` is written last.
+    (otherwise left out); ``text`` is the normalised transcript and
+    ``source_text`` the source's own.  Rows whose audio is missing, outside
+    ``src`` (``..``, absolute paths, symlinks that escape) or unreadable as a
+    path, rows the source could not give, and rows whose transcript cannot be
+    normalised are skipped and listed in the returned report with their reason
+    (``report.skipped_by_reason`` counts them).  ``_READY`` is written last.
     """
     src, out = Path(src), Path(out)
     if not src.is_dir():
@@ -450,9 +506,11 @@ def import_corpus(
                 log.warning("cannot read duration of %s: %s", dest, exc)
         row["text"] = e.text
         row.update({k: v for k, v in e.fields.items() if k not in _INTERNAL_FIELDS})
+        report.normalised += row["text"] != row.get(SOURCE_TEXT)
         rows.append(row)
     report.written = write_nemo_manifest(rows, report.manifest)
     (out / READY_MARKER).write_bytes(b"")
     if report.skipped:
-        log.warning("import skipped %d of %d rows", len(report.skipped), len(entries))
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in report.skipped_by_reason.items())
+        log.warning("import skipped %d of %d rows (%s)", len(report.skipped), len(entries), reasons)
     return report

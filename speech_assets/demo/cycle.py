@@ -37,6 +37,11 @@ from speech_assets.settings import landing_dir
 DEMO_FIRST_TRAINING = {"epochs": 3}
 DEMO_FIRST_EVAL = {"baseline_utterances": 10}
 DEMO_RETRAIN = {"warm_start": True, "epochs": 1, "max_steps": 150, "lr": 2e-3}
+# The Whisper story (`--backend whisper`): tiny.en fine-tuned with its encoder frozen (the CPU recipe), first on
+# the backlog, then warm-started from the champion on the drifted population.
+WHISPER_FIRST_TRAINING = {"backend": "whisper", "whisper": {"base_model": "tiny.en", "max_steps": 60}}
+WHISPER_RETRAIN = {"backend": "whisper", "warm_start": True, "whisper": {"base_model": "tiny.en", "max_steps": 40}}
+PRESETS = {"ctc": (DEMO_FIRST_TRAINING, DEMO_RETRAIN), "whisper": (WHISPER_FIRST_TRAINING, WHISPER_RETRAIN)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="utterances in day-00, the backlog the first model trains on (0: none)",
     )
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--backend", choices=sorted(PRESETS), default="ctc",
+                        help="the model family the story trains and serves (whisper: tiny.en fine-tuned by the loop)")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--skip-training", action="store_true", help="stop after intake and features")
     parser.add_argument("--train-config", default="{}", help="JSON overrides for asr_checkpoint's TrainingConfig")
@@ -83,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_training:
             log("launching train_and_deploy (asr_checkpoint → eval_report → promotion_gate → registered_model → "
                 "asr_bento → asr_deployment)")
-            run_id = launch_training({**DEMO_FIRST_TRAINING, **json.loads(args.train_config)},
+            run_id = launch_training(_merge(PRESETS[args.backend][0], json.loads(args.train_config)),
                                      {**DEMO_FIRST_EVAL, **json.loads(args.eval_config)})
             run, seconds = wait_for_run(run_id, args.timeout * 2, daemon)
             print_training_summary(run, seconds)
@@ -113,11 +120,20 @@ def configure_loop(args) -> None:
     """
     os.environ.setdefault("SPEECH_ASSETS_CANARY_INTERVAL_S", "10")
     os.environ.setdefault("SPEECH_ASSETS_RETRAIN_INTERVAL_S", "10")
-    retrain_train = {**DEMO_RETRAIN, **json.loads(args.retrain_config)}
+    first, retrain = PRESETS[args.backend]
+    retrain_train = _merge(retrain, json.loads(args.retrain_config))
     retrain_eval = {**json.loads(args.eval_config), "baseline_utterances": 0}  # the baseline was measured once
     os.environ[settings.RETRAIN] = json.dumps({
         "cooldown_minutes": 0, "min_new_utterances": 10**9, "train_config_json": retrain_train,
         # after an erasure, the retrain starts from scratch: the first model's budget, not the fine-tune's
-        "scratch_train_config_json": {**DEMO_FIRST_TRAINING, **json.loads(args.train_config)},
+        "scratch_train_config_json": _merge(first, json.loads(args.train_config)),
         "eval_config_json": retrain_eval,
     })
+
+
+def _merge(preset: dict, overrides: dict) -> dict:
+    """`overrides` over `preset`, one level deep for nested configs (the `whisper` section)."""
+    out = dict(preset)
+    for key, value in overrides.items():
+        out[key] = {**out[key], **value} if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

@@ -14,7 +14,6 @@ pocketsphinx output is normalized the way reference transcripts are
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,22 +28,16 @@ __all__ = [
 
 SAMPLE_RATE = 16000  # the bundled en-us acoustic model is a 16 kHz model
 
-_NOT_ALLOWED = re.compile(r"[^a-z' ]+")
-
-
 class BaselineUnavailable(RuntimeError):
     """The baseline cannot run here; the message says why."""
 
 
 def normalize_transcript(text: str | None) -> str:
-    """Lowercase, keep a-z / apostrophe / space, collapse spaces.
+    """The platform's one normaliser (`text.normalize_for_scoring`): case, punctuation, digits to words;
+    never raises (what cannot be mapped becomes a word break, so "read(2)" or "a-b" do not glue words)."""
+    from speech_assets.text import normalize_for_scoring
 
-    Other characters become spaces (not deleted) so "read(2)" or "a-b" do not
-    glue words together.
-    """
-    if not text:
-        return ""
-    return " ".join(_NOT_ALLOWED.sub(" ", text.lower()).split())
+    return normalize_for_scoring(text)
 
 
 def pocketsphinx_unavailable_reason() -> str | None:

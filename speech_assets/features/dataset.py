@@ -10,9 +10,9 @@ from speech_assets.features.logmel import FeatureConfig
 from speech_assets.features.store import load_features
 from speech_assets.intake.manifest import read_manifest_rows
 from speech_assets.storage.base import NotFoundError, VersionStore
+from speech_assets.text import Unnormalisable, normalize_text
 
 SUBGROUP_COLUMNS = ("accent", "channel", "snr_band", "duration_band")
-_ALLOWED = set("abcdefghijklmnopqrstuvwxyz' ")
 
 
 @dataclass
@@ -53,7 +53,7 @@ def load_examples(
     """Every manifest row of `splits` at `commit` with its features.
 
     Rows are left out (and counted) when their transcript had personal data redacted — the text no longer says
-    what the audio says — or holds characters outside the model's alphabet.
+    what the audio says — or cannot be normalised to the platform's alphabet (`text.normalize_text`).
     """
     manifest = read_manifest_rows(store, repo, commit)
     wanted = [r for r in manifest if r["split"] in splits]
@@ -64,7 +64,9 @@ def load_examples(
         if r.get("redactions"):
             excluded["redacted_transcript"] += 1
             continue
-        if not set(r["text"]) <= _ALLOWED:
+        try:  # the identity on rows intake normalised; recovers rows published before it did
+            text = normalize_text(r["text"])
+        except Unnormalisable:
             excluded["characters_outside_alphabet"] += 1
             continue
         batch = r["batch_id"]
@@ -84,7 +86,7 @@ def load_examples(
                 utt_id=r["utt_id"],
                 batch_id=batch,
                 split=r["split"],
-                text=r["text"],
+                text=text,
                 speaker=r.get("speaker") or r["speaker_key"],
                 duration_s=float(r["duration_s"]),
                 audio_path=r["audio_path"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from speech_assets.features.dataset import load_examples
 from speech_assets.features.logmel import FeatureConfig
@@ -20,6 +20,7 @@ from speech_assets.model.architecture import ModelConfig
 from speech_assets.model.backend import Sample, TrainOutcome, backend_name_of, backend_named
 from speech_assets.model.ctc_backend import LM_ORDER_DEFAULT
 from speech_assets.model.train import TrainConfig
+from speech_assets.model.whisper.finetune import WhisperTrainConfig
 from speech_assets.progress import ProgressMeter
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.storage.base import DEFAULT_BRANCH, VersionStore
@@ -49,12 +50,22 @@ class TrainingSettings:
     num_threads: int = TrainConfig.num_threads
     lm_order: int = LM_ORDER_DEFAULT  # word LM for lexicon decoding, fitted on the train transcripts; 0 = greedy
     backend: str = "ctc"  # the model family (`model.backend`): "ctc" (built in) or "whisper" (pretrained)
+    # the Whisper fine-tune (backend "whisper"): base model, steps, frozen encoder or full; the fields above are
+    # the CTC model's, except seed and warm_start which both backends read
+    whisper: WhisperTrainConfig = field(default_factory=WhisperTrainConfig)
+    # whisper only: save the base model as it is (no fine-tune), so its zero-shot evaluation judges it and the
+    # gate decides whether a pretrained model may serve as it comes
+    zero_shot: bool = False
 
     def backend_config(self) -> dict:
         """The backend's own config (plain values) from these settings."""
         if self.backend == "ctc":
             return {**self.train_config().to_dict(), **self.model_config().to_dict(), "lm_order": self.lm_order}
-        raise ValueError(f"no training settings for backend {self.backend!r}")
+        if self.backend == "whisper":
+            whisper = self.whisper if isinstance(self.whisper, WhisperTrainConfig) else (
+                WhisperTrainConfig.from_dict(dict(self.whisper)))
+            return whisper.to_dict()
+        raise ValueError(f"no training settings for backend {self.backend!r}; known: ctc, whisper")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(
@@ -160,6 +171,21 @@ def _samples(store: VersionStore, repo: str, commit: str, utterances) -> list[Sa
             for u in utterances]
 
 
+def _zero_shot(backend, settings: TrainingSettings, n_train: int, log: logging.Logger) -> TrainOutcome:
+    """The base model as a checkpoint, untrained: what `zero_shot` saves (Whisper only)."""
+    if backend.name != "whisper":
+        raise ValueError("zero_shot needs a pretrained backend: set backend='whisper' (the CTC model starts empty)")
+    config = WhisperTrainConfig.from_dict(settings.backend_config())
+    log.info(f"zero_shot: saving {config.base_model} as it is (no fine-tune); its evaluation judges it")
+    blob = backend.pretrained_checkpoint(config.base_model, beam_size=config.beam_size,
+                                         quantization=config.quantization)
+    card = backend.describe(blob)
+    return TrainOutcome(checkpoint=blob, digest=card.extra["weights_sha256"], card=card, loss_curve=[],
+                        dev_wer_curve=[], model_config={}, train_config={**config.to_dict(), "zero_shot": True},
+                        steps=0, seconds=0.0, stopped_reason="zero_shot", n_train=0,
+                        summary={"zero_shot": True, "available_train_utterances": n_train})
+
+
 def train_checkpoint(
     store: VersionStore, repo: str, settings: TrainingSettings, *, run_id: str, log: logging.Logger = _log,
 ) -> TrainingRun:
@@ -194,10 +220,13 @@ def train_checkpoint(
         "dev_utterances": len(dev_utts),
         "excluded": excluded,
     }
-    outcome = backend.train(
-        _samples(store, repo, data_commit, train_utts), _samples(store, repo, data_commit, dev_utts),
-        settings.backend_config(), seed=settings.seed, init=init, progress=progress_logger(log), extra=lineage,
-    )
+    if settings.zero_shot:
+        outcome = _zero_shot(backend, settings, len(train_utts), log)
+    else:
+        outcome = backend.train(
+            _samples(store, repo, data_commit, train_utts), _samples(store, repo, data_commit, dev_utts),
+            settings.backend_config(), seed=settings.seed, init=init, progress=progress_logger(log), extra=lineage,
+        )
     for reason, n in outcome.n_skipped.items():
         excluded[f"backend_{reason}"] = n
     saved = save_checkpoint(

@@ -9,6 +9,7 @@ import soundfile as sf
 
 from speech_assets.audio import cli
 from speech_assets.audio.corpora import (
+    ImportReport,
     LandingEntry,
     detect_layout,
     import_corpus,
@@ -145,6 +146,7 @@ def test_nemo_reads_a_simulated_batch(tmp_path):
         assert {"speaker", "accent", "channel", "snr_db", "duration", "rate_wpm", "kind"} <= set(
             e.fields
         )
+        assert e.text == e.fields["source_text"]  # simulated transcripts are normalised already: unchanged
 
 
 # ------------------------------------------------------------- commonvoice --
@@ -153,7 +155,10 @@ def test_commonvoice_entries(cv_dir):
     assert [e.index for e in entries] == list(range(6))
     e1, e2, hostile, short, noaudio, notutf8 = entries
     assert e1.error is None and e1.audio_ref == "clips/common_voice_en_1.wav"
-    assert e1.text == 'Hello, "World"!'  # as written
+    # Normalised to the platform alphabet (it used to come through as written, and training left it out);
+    # the source's own text is kept beside it.
+    assert e1.text == "hello world"
+    assert e1.fields["source_text"] == 'Hello, "World"!'
     assert e1.fields["speaker"] == "abc123"
     assert e1.fields["accent"] == "Scottish English"
     assert e1.fields["channel"] == "unknown"
@@ -260,3 +265,126 @@ def test_cli_import_librispeech(ls_dir, tmp_path, capsys):
     assert (out / "_READY").read_bytes() == b""
     assert cli.main(["-q", "import-corpus", "--layout", "nemo", "--src", str(tmp_path / "nope"),
                      "--out", str(out)]) == 2
+
+
+# ---------------------------------------------------------- normalisation --
+def test_commonvoice_transcript_is_normalised_on_import_and_the_original_kept(tmp_path):
+    src = tmp_path / "cv"
+    _tone(src / "clips" / "a.wav", 0.3)
+    _tone(src / "clips" / "b.wav", 0.3)
+    (src / "validated.tsv").write_text(
+        CV_HEADER + "\n"
+        "c1\ta.wav\tHello, World! It's 5 o'clock.\t1\t0\t\t\t\ten\t\n"
+        "c2\tb.wav\tturn on the lights\t1\t0\t\t\t\ten\t\n"
+    )
+    out = tmp_path / "imported"
+    report = import_corpus("commonvoice", src, out)
+    assert report.written == 2 and report.skipped == [] and report.normalised == 1
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["hello world it's five o'clock", "turn on the lights"]
+    assert [r["source_text"] for r in rows] == ["Hello, World! It's 5 o'clock.", "turn on the lights"]
+    # Read again (as intake reads the imported batch): still normalised, and the original is not overwritten by
+    # the already-normalised text.
+    back = read_entries(out)
+    assert [(e.text, e.fields["source_text"]) for e in back] == [
+        ("hello world it's five o'clock", "Hello, World! It's 5 o'clock."),
+        ("turn on the lights", "turn on the lights"),
+    ]
+
+
+def test_librispeech_keeps_its_upper_case_original(ls_dir):
+    first = read_entries(ls_dir)[1]
+    assert first.text == "it's a fine day" and first.fields["source_text"] == "IT'S A FINE DAY"
+
+
+def _nemo_batch(root: Path, rows: list[dict]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        _tone(root / r["audio_filepath"], 0.3)
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return root
+
+
+CYRILLIC_ROWS = [
+    {"audio_filepath": "audio/a.wav", "text": "Turn on the lights.", "speaker": "s1"},
+    {"audio_filepath": "audio/b.wav", "text": "Привет, как дела?", "speaker": "s2"},
+    {"audio_filepath": "audio/c.wav", "text": "...", "speaker": "s3"},
+]
+
+
+def test_nemo_cyrillic_transcript_becomes_an_error_entry_with_its_reason(tmp_path):
+    batch = _nemo_batch(tmp_path / "nemo", CYRILLIC_ROWS)
+    ok, cyrillic, empty = read_entries(batch)
+    assert ok.ok and ok.text == "turn on the lights"
+    assert cyrillic.error == "non_latin_script"
+    assert cyrillic.error_detail.startswith("manifest.jsonl:2: ") and "CYRILLIC" in cyrillic.error_detail
+    # Kept for a person to fix: the audio path and the transcript as written; no raw bytes, which intake would
+    # store verbatim (unsanitised) for an unparsable row.
+    assert cyrillic.audio_ref == "audio/b.wav" and cyrillic.text == "Привет, как дела?"
+    assert cyrillic.fields["speaker"] == "s2" and cyrillic.raw == b""
+    assert empty.error == "empty_after_normalisation"
+
+
+def test_import_counts_every_unnormalisable_transcript_per_reason(tmp_path):
+    rows = CYRILLIC_ROWS + [{"audio_filepath": "audio/d.wav", "text": "日本語", "speaker": "s4"}]
+    batch = _nemo_batch(tmp_path / "nemo", rows)
+    out = tmp_path / "imported"
+    report = import_corpus("nemo", batch, out)
+    assert report.written == 1
+    assert report.skipped == [(1, "non_latin_script"), (2, "empty_after_normalisation"), (3, "non_latin_script")]
+    assert report.skipped_by_reason == {"non_latin_script": 2, "empty_after_normalisation": 1}
+    written = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in written] == ["turn on the lights"]
+    assert not (out / "audio" / "audio" / "b.wav").exists()
+
+
+def test_skipped_by_reason_orders_by_count_then_name():
+    report = ImportReport("nemo", Path("m.jsonl"), skipped=[(0, "b"), (1, "a"), (2, "b"), (3, "c")])
+    assert list(report.skipped_by_reason.items()) == [("b", 2), ("a", 1), ("c", 1)]
+
+
+def test_intake_quarantines_the_cyrillic_transcript_and_counts_it(store, landing):
+    from tests.intake.conftest import REPO, good_rows, make_batch
+    import io
+
+    import pyarrow.parquet as pq
+
+    from speech_assets.intake.batch import ingest_batch, metadata_path, rejections_path
+    from speech_assets.intake.landing import scan_landing
+
+    rows = good_rows(3)
+    rows[0]["text"] = "Turn on the kitchen lights, please!"
+    rows[1]["text"] = "Включи свет"
+    make_batch(landing, "mixed", rows)
+    (b,) = scan_landing(landing)
+    result = ingest_batch(store, REPO, b, run_id="r1")
+
+    assert result.published, result.contract.markdown()
+    assert result.staged.accepted == 2 and result.staged.rejected == 1
+    assert result.staged.rejection_reasons == {"non_latin_script": 1}
+    rejected = pq.read_table(io.BytesIO(store.get_object(REPO, "main", rejections_path(b.batch_id)))).to_pylist()
+    assert [(r["source_ref"], r["reason"]) for r in rejected] == [("'audio/good_0_1.wav'", "non_latin_script")]
+    assert rejected[0]["text_sanitized"] == "Включи свет" and rejected[0]["quarantine_path"]
+    assert list(store.list_objects(REPO, "main", f"quarantine/{b.batch_id}/records/")) == []
+    meta = pq.read_table(io.BytesIO(store.get_object(REPO, "main", metadata_path(b.batch_id)))).to_pylist()
+    assert sorted(r["text"] for r in meta) == ["turn on the kitchen lights number two",
+                                                "turn on the kitchen lights please"]
+
+
+def test_a_transcript_with_personal_data_is_left_for_intake_to_redact(tmp_path):
+    from speech_assets.audio.pii import sanitize_transcript
+    from speech_assets.text import normalize_text
+
+    text = "Call me on 555-123-4567."
+    # Why: spelled out as cardinals, the number is no longer a phone number to the redactor.
+    assert sanitize_transcript(normalize_text(text)).total == 0
+    batch = _nemo_batch(tmp_path / "nemo", [{"audio_filepath": "audio/a.wav", "text": text}])
+    (entry,) = read_entries(batch)
+    assert entry.ok and entry.text == text == entry.fields["source_text"]
+    assert sanitize_transcript(entry.text).counts["phone"] == 1
+
+
+def test_a_blank_transcript_is_left_for_intake_to_reject(tmp_path):
+    batch = _nemo_batch(tmp_path / "nemo", [{"audio_filepath": "audio/a.wav", "text": "  "}])
+    (entry,) = read_entries(batch)
+    assert entry.ok and entry.text == "  "  # intake rejects it as manifest_missing_field:text, as before

@@ -51,7 +51,8 @@ def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
 
 
 def test_normalize_transcript():
-    assert normalize_transcript("Hello, World! it's READ(2)  now") == "hello world it's read now"
+    # the one normaliser: digits become words, punctuation a word break
+    assert normalize_transcript("Hello, World! it's READ(2)  now") == "hello world it's read two now"
     assert normalize_transcript(None) == ""
 
 

@@ -2,6 +2,7 @@
 train split at a pinned manifest commit."""
 
 import json
+from typing import Optional
 
 import dagster as dg
 
@@ -9,7 +10,27 @@ from speech_assets.defs.features.assets import features
 from speech_assets.defs.intake.assets import audio_manifest
 from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.training.artifacts import TRAINING_CODE_VERSION
+from speech_assets.model.whisper.finetune import WhisperTrainConfig
 from speech_assets.training.run import TrainingSettings, train_checkpoint
+
+
+class WhisperConfig(dg.Config):
+    """The Whisper fine-tune (backend "whisper"); defaults `WhisperTrainConfig`'s: tiny.en, encoder frozen."""
+
+    base_model: str = WhisperTrainConfig.base_model  # tiny.en | base | a CTranslate2 or Hugging Face Whisper folder
+    max_steps: int = WhisperTrainConfig.max_steps
+    batch_size: int = WhisperTrainConfig.batch_size
+    lr: float = WhisperTrainConfig.lr
+    warmup_steps: int = WhisperTrainConfig.warmup_steps
+    weight_decay: float = WhisperTrainConfig.weight_decay
+    grad_clip: float = WhisperTrainConfig.grad_clip
+    full_finetune: bool = WhisperTrainConfig.full_finetune  # False: frozen encoder, cached encoder outputs (CPU)
+    max_train_utterances: Optional[int] = WhisperTrainConfig.max_train_utterances
+    max_minutes: Optional[float] = WhisperTrainConfig.max_minutes
+    num_threads: int = WhisperTrainConfig.num_threads
+    beam_size: int = WhisperTrainConfig.beam_size
+    dev_utterances: int = WhisperTrainConfig.dev_utterances
+    quantization: str = WhisperTrainConfig.quantization  # CTranslate2 compute type when served
 
 
 class TrainingConfig(dg.Config):
@@ -30,9 +51,13 @@ class TrainingConfig(dg.Config):
     warm_start: bool = TrainingSettings.warm_start  # fine-tune from the production model, not from scratch
     num_threads: int = TrainingSettings.num_threads
     lm_order: int = TrainingSettings.lm_order  # word LM for lexicon decoding; 0 = greedy decoding only
+    backend: str = TrainingSettings.backend  # "ctc" (the built-in model) or "whisper" (pretrained, fine-tuned)
+    whisper: WhisperConfig = WhisperConfig()
+    zero_shot: bool = TrainingSettings.zero_shot  # whisper: save the base model untrained; its evaluation judges it
 
     def to_domain(self) -> TrainingSettings:
-        return TrainingSettings(**self.model_dump())
+        values = self.model_dump()
+        return TrainingSettings(**{**values, "whisper": WhisperTrainConfig.from_dict(values["whisper"])})
 
 
 @dg.asset(
