@@ -81,3 +81,30 @@ class ProgressMeter:
             if self.emit is not None:
                 self.emit(text)
         return text
+
+
+def progress_logger(log, what: str = "training", every_s: float = 15.0):
+    """A backend's progress events -> lines on `log` (a `logging.Logger` or Dagster's context.log) with an ETA
+    (`ProgressMeter`), for the Dagster log and the demo's terminal. A message is logged as it comes; step events
+    without one carry `step` and `of` and are metered here."""
+    meters: dict[str, ProgressMeter] = {}
+
+    def progress(event: dict) -> None:
+        kind = event.get("event")
+        if event.get("message"):
+            log.info(f"{what}: {event['message']}")
+        if kind == "eval":
+            log.info(f"{what}: step {event.get('step')}: dev WER {event.get('dev_wer', float('nan')):.4f}")
+        elif kind in ("step", "encode", "export", "decode") and event.get("of") and not event.get("message"):
+            # a backend that formats its own progress line (with its ETA) sends it as the message; others are
+            # metered here
+            label = {"step": what}.get(kind, f"{what} ({kind})")
+            meter = meters.get(kind)
+            if meter is None or meter.total != int(event["of"]):
+                meter = meters[kind] = ProgressMeter(label, int(event["of"]), emit=log.info, every_s=every_s,
+                                                     unit="step" if kind == "step" else "utterance")
+            fields = {"loss": f"{event['loss']:.3f}"} if isinstance(event.get("loss"), float) else {}
+            meter.advance(int(event.get("step", meter.done_steps + 1)) - meter.done_steps, **fields)
+        return None  # never asks a backend to stop
+
+    return progress

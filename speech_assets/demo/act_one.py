@@ -81,6 +81,7 @@ def wait_for_run(run_id: str, timeout_s: float, daemon: subprocess.Popen):
     instance = dg.DagsterInstance.get()
     deadline, last = time.time() + timeout_s, None
     started = time.time()
+    seen = 0
     while time.time() < deadline:
         _check_daemon(daemon)
         run = instance.get_run_by_id(run_id)
@@ -88,10 +89,28 @@ def wait_for_run(run_id: str, timeout_s: float, daemon: subprocess.Popen):
         if status != last:
             log(f"train_and_deploy run {run_id[:8]}: {status.value if status else 'not yet visible'}")
             last = status
+        seen = _print_progress(instance, run_id, seen)
         if status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
             return run, time.time() - started
         time.sleep(5)
     raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for run {run_id}")
+
+
+PROGRESS_MARKERS = ("ETA", "took", "training on", "evaluating checkpoint", "word LM", "zero_shot")
+
+
+def _print_progress(instance, run_id: str, seen: int) -> int:
+    """The run's progress lines (training, fine-tuning, evaluation: `progress.ProgressMeter`'s, with an ETA) echoed
+    to the terminal as they arrive; returns how many log entries have been read."""
+    try:
+        entries = instance.all_logs(run_id)
+    except Exception:  # the run's log is not readable yet
+        return seen
+    for entry in entries[seen:]:
+        message = entry.user_message or ""
+        if not entry.is_dagster_event and any(m in message for m in PROGRESS_MARKERS):
+            log(f"  {entry.step_key or ''}: {message}")
+    return len(entries)
 
 
 def print_intake_summary(result: dict) -> None:

@@ -71,12 +71,14 @@ def samples_of(utterances: list[Utterance], waveform_of: WaveformOf | None = Non
 
 def run_model(
     checkpoint: bytes, utterances: list[Utterance], batch_size: int = 32, decoder: str | None = None,
-    waveform_of: WaveformOf | None = None,
+    waveform_of: WaveformOf | None = None, progress=None,
 ) -> ModelOutputs:
-    """One pass of the checkpoint's backend over `utterances` (CTC: `decoder` overrides its search)."""
+    """One pass of the checkpoint's backend over `utterances` (CTC: `decoder` overrides its search); `progress`
+    gets the backend's progress events (`model.contract.Progress`)."""
     backend = backend_of(checkpoint)
     kwargs = {"batch_size": batch_size, "decoder": decoder} if backend.name == "ctc" else {}
-    return ModelOutputs(utterances, backend.outputs(checkpoint, samples_of(utterances, waveform_of), **kwargs))
+    return ModelOutputs(utterances, backend.outputs(checkpoint, samples_of(utterances, waveform_of),
+                                                    progress=progress, **kwargs))
 
 
 @dataclass
@@ -148,10 +150,11 @@ def evaluate(
     waveform_of: WaveformOf | None = None,
     anchor: AnchorSet | None = None,  # the real-speech anchor set: scored for both models when given
     anchor_peer: bool = False,  # also score pocketsphinx on it
+    progress=None,  # the backends' progress events (decoding with an ETA)
 ) -> Evaluation:
     policy = policy or PromotionPolicy()
-    dev_out = run_model(checkpoint, dev, waveform_of=waveform_of)
-    test_out = run_model(checkpoint, test, waveform_of=waveform_of)
+    dev_out = run_model(checkpoint, dev, waveform_of=waveform_of, progress=progress)
+    test_out = run_model(checkpoint, test, waveform_of=waveform_of, progress=progress)
 
     # Calibration is fitted on dev and judged on test (held out), so the reported ECE is honest.
     dev_correct = correctness(dev_out.rows(1.0))
@@ -177,7 +180,7 @@ def evaluate(
     champion_rows, champion_ece = None, None
     if champion is not None:
         champ_ckpt, champ_temperature = champion
-        champion_rows = run_model(champ_ckpt, test, waveform_of=waveform_of).rows(champ_temperature)
+        champion_rows = run_model(champ_ckpt, test, waveform_of=waveform_of, progress=progress).rows(champ_temperature)
         conf = [r["confidence"] for r in champion_rows]
         champion_ece = calibration_report(conf, conf, correctness(champion_rows), method="none").ece_after
     return Evaluation(

@@ -27,6 +27,7 @@ from speech_assets.evaluation.report import BaselineSummary, EvalReport, summari
 from speech_assets.features.dataset import load_examples
 from speech_assets.features.logmel import FeatureConfig
 from speech_assets.registry.registry import ModelRegistry
+from speech_assets.progress import progress_logger
 from speech_assets.storage.base import DEFAULT_BRANCH, VersionStore
 from speech_assets.storage.layout import EVALUATION_POINTER, evaluation_paths
 from speech_assets.storage.publish import publish_objects
@@ -207,7 +208,7 @@ def evaluate_checkpoint(
     ev = evaluate(
         blob, dev, test, model_id=info["digest"][:16], data_commit=data_commit, champion=champion, policy=policy,
         baseline=baseline, rtf=rtf, seed=settings.seed, waveform_of=waveform_of, anchor=anchor,
-        anchor_peer=settings.baseline_utterances > 0,
+        anchor_peer=settings.baseline_utterances > 0, progress=progress_logger(log, "evaluation"),
     )
     paths = evaluation_paths(info["digest"])
     pointer = {

@@ -21,7 +21,7 @@ from speech_assets.model.backend import Sample, TrainOutcome, backend_name_of, b
 from speech_assets.model.ctc_backend import LM_ORDER_DEFAULT
 from speech_assets.model.train import TrainConfig
 from speech_assets.model.whisper.finetune import WhisperTrainConfig
-from speech_assets.progress import ProgressMeter
+from speech_assets.progress import progress_logger
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.storage.base import DEFAULT_BRANCH, VersionStore
 from speech_assets.training.artifacts import MODEL_NAME, TRAINING_CODE_VERSION, Saved, save_checkpoint
@@ -135,30 +135,6 @@ def _warm_start(store: VersionStore, repo: str, backend: str, log: logging.Logge
                     f"run trains {backend}: starting from the base model / scratch")
         return None, None
     return blob, champion.version
-
-
-def progress_logger(log: logging.Logger, what: str = "training", every_s: float = 15.0):
-    """A backend's progress events -> log lines with an ETA (`progress.ProgressMeter`), for the Dagster log and
-    the demo's terminal. Stage messages are logged as they come; step events carry `step` and `of`."""
-    meters: dict[str, ProgressMeter] = {}
-
-    def progress(event: dict) -> None:
-        kind = event.get("event")
-        if event.get("message"):
-            log.info(f"{what}: {event['message']}")
-        if kind == "eval":
-            log.info(f"{what}: step {event.get('step')}: dev WER {event.get('dev_wer', float('nan')):.4f}")
-        elif kind in ("step", "encode", "export", "decode") and event.get("of"):
-            label = {"step": what}.get(kind, f"{what} ({kind})")
-            meter = meters.get(kind)
-            if meter is None or meter.total != int(event["of"]):
-                meter = meters[kind] = ProgressMeter(label, int(event["of"]), emit=log.info, every_s=every_s,
-                                                     unit="step" if kind == "step" else "utterance")
-            fields = {"loss": f"{event['loss']:.3f}"} if isinstance(event.get("loss"), float) else {}
-            meter.advance(int(event.get("step", meter.done_steps + 1)) - meter.done_steps, **fields)
-        return None  # never asks a backend to stop
-
-    return progress
 
 
 def _samples(store: VersionStore, repo: str, commit: str, utterances) -> list[Sample]:
