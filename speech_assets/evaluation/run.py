@@ -225,6 +225,7 @@ def evaluate_checkpoint(
         "champion_ece": ev.champion_ece,
         "policy": policy.to_dict(),
         "data_commit": data_commit,
+        "excluded": {**examples.excluded, **excluded},  # reason -> utterances not evaluated (shown in the UI)
     }
     objects = {
         pointer["report"]: ev.report.to_json().encode(),

@@ -137,3 +137,33 @@ def test_train_evaluate_and_release_store_what_the_next_step_reads(store):
     with pytest.raises(ReleaseRefused, match="not of the latest checkpoint"):
         release_challenger(store, REPO, ReleaseRequest(), run_id="run-registry-2")
     assert json.loads(store.get_object(REPO, "main", EVALUATION_POINTER))["checkpoint_digest"] == trained.digest
+
+
+def test_a_pretrained_whisper_is_saved_zero_shot_and_evaluated_through_the_port(store):
+    """`zero_shot`: the base model as it is (no fine-tune) becomes the checkpoint; evaluation runs it on the audio
+    (Whisper reads waveforms, not the feature store) under the same gate. Last in this module: it moves the
+    checkpoint pointer the tests above read."""
+    from speech_assets.model.backend import backend_name_of
+    from speech_assets.training.artifacts import latest_checkpoint
+
+    with pytest.raises(ValueError, match="zero_shot needs a pretrained backend"):
+        train_checkpoint(store, REPO, dataclasses.replace(TINY, zero_shot=True), run_id="run-zero-ctc")
+    log, lines = _log("zero_shot")
+    settings = TrainingSettings(backend="whisper", zero_shot=True)
+    trained = train_checkpoint(store, REPO, settings, run_id="run-zero", log=log)
+    assert trained.backend == "whisper" and trained.result.steps == 0 and trained.result.stopped_reason == "zero_shot"
+    assert trained.result.card.base_model.startswith("openai/whisper-tiny.en")
+    info, blob = latest_checkpoint(store, REPO)
+    assert backend_name_of(blob) == "whisper" and info["backend"] == "whisper"
+    assert info["card"]["vocabulary_hash"] == trained.result.card.vocabulary_hash
+    assert any("saving tiny.en as it is" in m for _, m in lines.lines)
+
+    evaluated = evaluate_checkpoint(store, REPO, (info, blob), read_policy(store, REPO),
+                                    dataclasses.replace(FAST, anchor=False), model_name=MODEL_NAME,
+                                    run_id="run-eval-zero", log=log)
+    assert evaluated.evaluation.decoder.startswith("whisper")
+    assert evaluated.report.n_utterances > 0 and 0.0 <= evaluated.evaluation.ece <= 1.0
+    # judged against the CTC champion released above, on the same audible test utterances
+    assert any(m.startswith("evaluating checkpoint") and "backends ctc/whisper" in m for _, m in lines.lines)
+    assert evaluated.champion_version is not None and evaluated.evaluation.champion_rows is not None
+    assert any("whisper decode:" in m and "took" in m for _, m in lines.lines)  # progress for a person

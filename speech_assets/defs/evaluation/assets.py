@@ -107,6 +107,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
         # The UI renders markdown images, so the plots show on the asset page itself (also in report.html).
         "plots": dg.MetadataValue.md(report.plots_markdown()),
         "decoder": run.evaluation.decoder,
+        "excluded": dg.MetadataValue.json(run.pointer.get("excluded", {})),
         **{f"wer/{column}={value}": wer for (column, value), wer in run.slice_wers().items()},
         **({} if run.baseline_wer is None else {"baseline_wer": run.baseline_wer}),
         **_anchor_metadata(run.evaluation.anchor),
