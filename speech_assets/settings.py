@@ -25,6 +25,7 @@ Where the platform keeps its files — SPEECH_ASSETS_HOME (default: `<project>/d
 | BENTOML_HOME, BENTOML_DO_NOT_TRACK | BentoML's child processes (`child_env`) | `$HOME/bentoml`, true | set by the serving steps, not read from here |
 | ASR_ROUTING_FILE, ASR_MAX_UPLOAD_BYTES, ASR_MAX_DURATION_S, ASR_REQUEST_TIMEOUT_S, ASR_BATCH_MAX_LATENCY_MS | `bentos/asr/service.py` (its own process) | set by the serving target | the service's knobs |
 | DAGSTER_HOME | Dagster, the demo | `<project>/.dagster_home` (Makefile) | the Dagster instance |
+| SPEECH_ASSETS_WHISPER_BATCH | `model.whisper.backend` (serving, evaluation) | `1` | clips per CTranslate2 call (1 is fastest on CPU; raise it on a GPU) |
 | SPEECH_ASSETS_WHISPER_CACHE | `model.whisper.weights`, `model.whisper.artifact` | `~/.cache/speech_assets/whisper` | where Whisper base weights are assembled and checkpoints unpacked for serving |
 | SPEECH_ASSETS_LAKEFS_SPEC | the tests' lakeFS stub (`tests/storage/lakefs_stub.py`) | `<project>/../shared/lakefs-openapi.yml` | the lakeFS OpenAPI spec the stub validates against (tests skip without it) |
 

@@ -142,7 +142,8 @@ def test_dagster_ui_shows_the_asset_graph_and_a_materializations_metadata(tmp_pa
         assert str(size) in row.inner_text()
         path_row = page.locator("tr", has=page.get_by_text("path", exact=True)).first
         assert path in path_row.inner_text()
-        assert page.get_by_text("no service is running").first.is_visible()  # the markdown summary, rendered
+        # the markdown summary, rendered (the UI renders metadata after the table: wait, on a loaded machine)
+        page.get_by_text("no service is running").first.wait_for(state="visible", timeout=30_000)
     except Exception:
         page.screenshot(path=str(tmp_path / "dagster_ui.png"))
         sys.stderr.write((tmp_path / "webserver.log").read_text(errors="replace")[-3000:])
