@@ -103,6 +103,9 @@ def progress_logger(log, what: str = "training", every_s: float = 15.0):
             if meter is None or meter.total != int(event["of"]):
                 meter = meters[kind] = ProgressMeter(label, int(event["of"]), emit=log.info, every_s=every_s,
                                                      unit="step" if kind == "step" else "utterance")
+                # the first event may come after steps already ran: count the time they took (the backend's own
+                # elapsed_s), or the first ETA would be zero
+                meter.started -= float(event.get("elapsed_s") or 0.0)
             fields = {"loss": f"{event['loss']:.3f}"} if isinstance(event.get("loss"), float) else {}
             meter.advance(int(event.get("step", meter.done_steps + 1)) - meter.done_steps, **fields)
         return None  # never asks a backend to stop

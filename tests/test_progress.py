@@ -50,3 +50,11 @@ def test_backend_events_become_log_lines_once():
     assert log.lines[0].startswith("training: 10/20 steps (50 %)") and "loss 1.500" in log.lines[0]
     assert log.lines[1] == "training: fine-tune: 5/10 steps, ETA 10 s"  # a backend's own line, not metered again
     assert log.lines[2] == "training: step 20: dev WER 0.2500" and len(log.lines) == 3
+
+
+def test_the_first_event_counts_the_time_already_spent():
+    log = _Log()
+    progress = progress_logger(log, "training", every_s=0.0)
+    progress({"event": "step", "step": 10, "of": 40, "elapsed_s": 20.0})
+    # 10 steps in 20 s: 2 s a step, 30 steps left (not "ETA 0 s")
+    assert "2.00 s/step" in log.lines[0] and "ETA 1 min 00 s" in log.lines[0]
