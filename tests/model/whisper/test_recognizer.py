@@ -171,3 +171,12 @@ def test_normalised_words_follow_the_normalised_text():
     words = normalised_words([(" Mr", 0.0, 0.4, 0.7), (" Smith", 0.4, 0.9, 0.9), (" left", 0.9, 1.2, 0.6)], text)
     assert [w[0] for w in words] == text.split()
     assert [w[1] for w in words] == sorted(w[1] for w in words) and words[-1][2] == 1.2
+
+
+def test_the_loop_guard_tells_a_stuck_decoder_from_speech():
+    from speech_assets.model.whisper.recognizer import LOOP_COMPRESSION_RATIO, compression_ratio
+
+    stuck = "and the lab a big" + " big" * 60
+    speech = " and mister john dashwood had then leisure to consider how much there might be prudently"
+    assert compression_ratio(stuck) > LOOP_COMPRESSION_RATIO > compression_ratio(speech) > 0.0
+    assert compression_ratio("") == 0.0
