@@ -121,9 +121,9 @@ def _read_rows(data: bytes) -> list[dict]:
 
 
 def _waveforms(store: VersionStore, repo: str, commit: str, utterances) -> list:
-    from speech_assets.audio.decode import read_canonical_wav
+    from speech_assets.features.dataset import read_audio
 
-    return [read_canonical_wav(store.get_object(repo, commit, u.audio_path))[0] for u in utterances]
+    return [read_audio(store, repo, commit, u.audio_path) for u in utterances]
 
 
 def _champion(registry: ModelRegistry, model_name: str):
@@ -189,9 +189,7 @@ def evaluate_checkpoint(
              f"backends {'/'.join(sorted(backends))}; excluded {excluded or 'none'}")
 
     def waveform_of(u):
-        from speech_assets.audio.decode import read_canonical_wav
-
-        return read_canonical_wav(store.get_object(repo, data_commit, u.audio_path))[0]
+        return _waveforms(store, repo, data_commit, [u])[0]
 
     rtf = _rtf(store, repo, data_commit, blob, audible, settings.rtf_utterances)
     baseline = _baseline(store, repo, data_commit, audible, settings.baseline_utterances)

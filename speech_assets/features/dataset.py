@@ -95,3 +95,15 @@ def load_examples(
             )
         )
     return Examples(commit=commit, feature_config=config, splits=out, excluded=excluded)
+
+
+def read_audio(store: VersionStore, repo: str, commit: str, audio_path: str) -> np.ndarray:
+    """A stored utterance's audio at `commit`: float32 mono 16 kHz (what the backends that read audio take)."""
+    from speech_assets.audio.decode import read_canonical_wav
+
+    return read_canonical_wav(store.get_object(repo, commit, audio_path))[0]
+
+
+def audio_loader(store: VersionStore, repo: str, commit: str, audio_path: str):
+    """A zero-argument loader of `read_audio`: a model that never asks for the audio (CTC) never reads it."""
+    return lambda: read_audio(store, repo, commit, audio_path)

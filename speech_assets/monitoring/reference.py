@@ -54,16 +54,12 @@ def feature_config_of(recognizer):
 def samples_of_rows(store, repo: str, commit: str, rows: list[dict], feats: dict) -> list:
     """Stored features (utt_id -> log-mel) -> port samples, in `feats`' order; an utterance with a manifest row
     in `rows` can also have its audio read from the store (only if the recognizer asks: CTC never does)."""
-    from speech_assets.audio.decode import read_canonical_wav
+    from speech_assets.features.dataset import audio_loader
     from speech_assets.model.backend import Sample
 
     by_utt = {r["utt_id"]: r for r in rows}
-
-    def reader(path: str):
-        return lambda: read_canonical_wav(store.get_object(repo, commit, path))[0]
-
     return [Sample(utt, by_utt.get(utt, {}).get("text", ""), features=f,
-                   waveform=reader(by_utt[utt]["audio_path"]) if utt in by_utt else None,
+                   waveform=audio_loader(store, repo, commit, by_utt[utt]["audio_path"]) if utt in by_utt else None,
                    duration_s=float(by_utt.get(utt, {}).get("duration_s") or 0.0))
             for utt, f in feats.items()]
 

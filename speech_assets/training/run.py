@@ -14,7 +14,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
-from speech_assets.features.dataset import load_examples
+from speech_assets.features.dataset import audio_loader, load_examples
 from speech_assets.features.logmel import FeatureConfig
 from speech_assets.model.architecture import ModelConfig
 from speech_assets.model.backend import Sample, TrainOutcome, backend_name_of, backend_named
@@ -138,12 +138,8 @@ def _warm_start(store: VersionStore, repo: str, backend: str, log: logging.Logge
 
 
 def _samples(store: VersionStore, repo: str, commit: str, utterances) -> list[Sample]:
-    from speech_assets.audio.decode import read_canonical_wav
-
-    def reader(path: str):
-        return lambda: read_canonical_wav(store.get_object(repo, commit, path))[0]
-
-    return [Sample(u.utt_id, u.text, features=u.features, waveform=reader(u.audio_path), duration_s=u.duration_s)
+    return [Sample(u.utt_id, u.text, features=u.features, waveform=audio_loader(store, repo, commit, u.audio_path),
+                   duration_s=u.duration_s)
             for u in utterances]
 
 
