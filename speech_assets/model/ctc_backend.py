@@ -9,6 +9,7 @@ temperature from the kept logits (no extra forward passes or searches while cali
 from __future__ import annotations
 
 import hashlib
+import io
 import time
 from collections.abc import Sequence
 from dataclasses import fields
@@ -128,9 +129,7 @@ class CTCBackend:
         return checkpoint[:4] == b"PK\x03\x04"
 
     def default_config(self) -> dict:
-        from dataclasses import asdict
-
-        return {**asdict(ModelConfig()), **TrainConfig().to_dict(), "lm_order": LM_ORDER_DEFAULT}
+        return {**ModelConfig().to_dict(), **TrainConfig().to_dict(), "lm_order": LM_ORDER_DEFAULT}
 
     def train(
         self, train: Sequence[Sample], dev: Sequence[Sample], config: dict, *, seed: int = 0,
@@ -202,7 +201,7 @@ class CTCBackend:
                           time.perf_counter() - started)
 
     def describe(self, checkpoint: bytes) -> ModelCard:
-        ckpt = torch.load(__import__("io").BytesIO(checkpoint), map_location="cpu", weights_only=True)
+        ckpt = torch.load(io.BytesIO(checkpoint), map_location="cpu", weights_only=True)
         if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"not a {CHECKPOINT_FORMAT} checkpoint")
         extra = ckpt.get("extra", {})
