@@ -2,8 +2,9 @@
 
     python bench/asr_models.py [--quick] [--out bench/results/asr_models.json] [--work-dir /tmp/asr_models_bench]
                                [--ctc-utterances 1000] [--ctc-epochs 2] [--ctc-checkpoint CKPT]
-                               [--drift-utterances 180] [--drift-speakers 18] [--heldout-speakers 6]
-                               [--steps 60] [--batch-size 8] [--full-steps 3] [--resamples 1000]
+                               [--drift-utterances 360] [--drift-speakers 36] [--heldout-speakers 12]
+                               [--steps 150] [--batch-size 8] [--lr LR] [--audio-context-s 2|none]
+                               [--full-steps 3] [--resamples 1000]
 
 Test sets
 - real: the 11 recordings of Debian's pocketsphinx-testdata (`evaluation.anchor.read_pocketsphinx_testdata`). They
@@ -337,17 +338,21 @@ def main() -> int:
     ap.add_argument("--ctc-utterances", type=int, default=None, help="default 1000 (quick 150)")
     ap.add_argument("--ctc-epochs", type=int, default=None, help="default 2 (quick 1)")
     ap.add_argument("--ctc-checkpoint", type=Path, help="use this CTC checkpoint instead of training one")
-    ap.add_argument("--drift-utterances", type=int, default=None, help="default 180 (quick 40)")
-    ap.add_argument("--drift-speakers", type=int, default=None, help="speakers of the drifted accent, default 18")
-    ap.add_argument("--heldout-speakers", type=int, default=None, help="at least this many held out, default 6")
-    ap.add_argument("--steps", type=int, default=None, help="frozen-encoder fine-tune steps, default 60 (quick 4)")
+    ap.add_argument("--drift-utterances", type=int, default=None, help="default 360 (quick 40)")
+    ap.add_argument("--drift-speakers", type=int, default=None, help="speakers of the drifted accent, default 36")
+    ap.add_argument("--heldout-speakers", type=int, default=None, help="at least this many held out, default 12")
+    ap.add_argument("--steps", type=int, default=None, help="frozen-encoder fine-tune steps, default 150 (quick 4)")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=None, help="fine-tune learning rate (default: WhisperTrainConfig's)")
+    ap.add_argument("--audio-context-s", default="default",
+                    help="fine-tune audio context: 'none' (Whisper's 30 s window), seconds (fitted to the clip), "
+                         "or 'default' (WhisperTrainConfig's)")
     ap.add_argument("--full-steps", type=int, default=None, help="full fine-tune steps (cost only), default 3")
     ap.add_argument("--resamples", type=int, default=1000)
     args = ap.parse_args()
     q = args.quick
-    for name, full, quick in (("ctc_utterances", 1000, 150), ("ctc_epochs", 2, 1), ("drift_utterances", 180, 40),
-                              ("drift_speakers", 18, 8), ("heldout_speakers", 6, 3), ("steps", 60, 4),
+    for name, full, quick in (("ctc_utterances", 1000, 150), ("ctc_epochs", 2, 1), ("drift_utterances", 360, 40),
+                              ("drift_speakers", 36, 8), ("heldout_speakers", 12, 3), ("steps", 150, 4),
                               ("full_steps", 3, 2)):
         if getattr(args, name) is None:
             setattr(args, name, quick if q else full)
@@ -411,12 +416,17 @@ def main() -> int:
     dev = sorted(tune, key=lambda u: hashlib.sha256(u.utt_id.encode()).hexdigest())[:20]
     ft_config = {"base_model": "tiny.en", "max_steps": args.steps, "batch_size": args.batch_size,
                  "num_threads": THREADS, "dev_utterances": len(dev)}
+    if args.lr is not None:
+        ft_config["lr"] = args.lr
+    if args.audio_context_s != "default":
+        ft_config["audio_context_s"] = None if args.audio_context_s.lower() == "none" else float(args.audio_context_s)
     say(f"fine-tune tiny.en, frozen encoder: {len(tune)} utterances, {args.steps} steps x batch {args.batch_size}")
     ft_outcome, ft_cost = finetune_whisper(wb, tiny_blob, [wsample(u) for u in tune], [wsample(u) for u in dev],
                                            ft_config, "tiny.en fine-tune", args.resamples)
     full_n = min(len(tune), 4 * args.full_steps)
     full_config = {"base_model": "tiny.en", "max_steps": args.full_steps, "batch_size": 4, "full_finetune": True,
-                   "num_threads": THREADS, "dev_utterances": 0, "max_train_utterances": full_n}
+                   "num_threads": THREADS, "dev_utterances": 0, "max_train_utterances": full_n,
+                   **({"audio_context_s": ft_config["audio_context_s"]} if "audio_context_s" in ft_config else {})}
     phase["whisper checkpoints + frozen-encoder fine-tune"] = time.monotonic() - t_phase
     t_phase = time.monotonic()
     say(f"full fine-tune (cost only): {args.full_steps} steps x batch 4 on {full_n} utterances")

@@ -37,10 +37,11 @@ from speech_assets.settings import landing_dir
 DEMO_FIRST_TRAINING = {"epochs": 3}
 DEMO_FIRST_EVAL = {"baseline_utterances": 10}
 DEMO_RETRAIN = {"warm_start": True, "epochs": 1, "max_steps": 150, "lr": 2e-3}
-# The Whisper story (`--backend whisper`): tiny.en fine-tuned with its encoder frozen (the CPU recipe), first on
-# the backlog, then warm-started from the champion on the drifted population.
-WHISPER_FIRST_TRAINING = {"backend": "whisper", "whisper": {"base_model": "tiny.en", "max_steps": 60}}
-WHISPER_RETRAIN = {"backend": "whisper", "warm_start": True, "whisper": {"base_model": "tiny.en", "max_steps": 40}}
+# The Whisper story (`--backend whisper`): tiny.en fine-tuned with its encoder frozen and its audio context fitted
+# to the clip (the CPU recipe, WhisperTrainConfig's defaults), first on the backlog, then warm-started from the
+# champion on the drifted population.
+WHISPER_FIRST_TRAINING = {"backend": "whisper", "whisper": {"base_model": "tiny.en"}}
+WHISPER_RETRAIN = {"backend": "whisper", "warm_start": True, "whisper": {"base_model": "tiny.en", "max_steps": 100}}
 PRESETS = {"ctc": (DEMO_FIRST_TRAINING, DEMO_RETRAIN), "whisper": (WHISPER_FIRST_TRAINING, WHISPER_RETRAIN)}
 
 

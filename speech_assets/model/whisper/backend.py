@@ -61,8 +61,9 @@ def _weights_dtype(ct2_dir: Path) -> str:
 
 
 def _card_extra(*, beam_size: int, quantization: str, digest: str, english_only: bool, started_from: str,
-                recipe: str) -> dict:
-    return {"beam_size": int(beam_size), "quantization": quantization,
+                recipe: str, audio_context_s: float | None = None) -> dict:
+    context = {} if audio_context_s is None else {"audio_context_s": float(audio_context_s)}
+    return {"beam_size": int(beam_size), "quantization": quantization, **context,
             "decoder": "whisper greedy" if beam_size == 1 else f"whisper beam {beam_size}",
             "weights_dtype": "float16", "weights_sha256": digest, "english_only": bool(english_only),
             "started_from": started_from, "recipe": recipe}
@@ -117,7 +118,7 @@ class WhisperBackend:
             card = make_card(result.ct2_dir, result.parameters, base_model, _card_extra(
                 beam_size=cfg.beam_size, quantization=cfg.quantization, digest=result.digest,
                 english_only=model_config["english_only"], started_from=started_from,
-                recipe=result.summary["recipe"]))
+                recipe=result.summary["recipe"], audio_context_s=cfg.audio_context_s))
             blob = pack(result.ct2_dir, card, {
                 **(extra or {}), "train_config": cfg.to_dict(), "seed": int(seed), "model_config": model_config,
                 "loss_curve": [round(x, 6) for x in result.loss_curve], "n_skipped": result.n_skipped,

@@ -4,11 +4,19 @@
     result = finetune(model, tokenizer_dir, train, dev, config, seed=0, out_dir=tmp / "ct2", base_model="...")
     result.ct2_dir, result.digest, result.loss_curve, result.dev_wer, result.n_skipped, result.summary
 
-The CPU recipe (default): a **frozen encoder**. The encoder output of every training utterance is computed once
-(stage "encoding", kept in memory as float16 [1500, d_model] tensors: 1.1 MB an utterance for tiny) and only the
-decoder is trained, so a step costs a decoder forward and backward instead of a 30 s-window encoder pass per
-utterance. `full_finetune=True` trains encoder and decoder end to end (the log-mel features are kept, float32;
-the encoder runs on every step).
+The CPU recipe (default): a **frozen encoder** and an **audio context fitted to the clip**. The encoder output of
+every training utterance is computed once (stage "encoding", kept in memory as float16 [frames / 2, d_model]
+tensors: at most 1.1 MB an utterance for tiny) and only the decoder is trained, so a step costs a decoder
+forward and backward instead of an encoder pass per utterance. `full_finetune=True` trains encoder and decoder end
+to end (the log-mel features are kept, float32; the encoder runs on every step).
+
+Audio context (`audio_context_s`, default 2 s): the encoder reads the clip plus 0.5 s, rounded up to a multiple
+of 2 s (`recognizer.context_frames`), instead of Whisper's 30 s window padded with silence, and the decoder is
+trained on those shorter encoder outputs; the exported model's card carries the setting, so it is served the same
+way. On the platform's 1-5 s utterances this makes encoding ~8x cheaper (training and serving alike). A pretrained
+decoder has only seen 30 s windows and drops the ends of utterances under a short context, which is why only a
+model fine-tuned with it is served with it; `audio_context_s=None` keeps Whisper's window. Batches hold
+utterances of one context length (the decoder's cross-attention takes no padding mask).
 
 Teacher forcing: the decoder reads [prompt] + tokens(" " + text) and is scored on the text tokens and the
 end-of-text token only (the prompt is given, not learned), prompt = the serving prompt [sot, (en, transcribe when
@@ -66,7 +74,7 @@ class WhisperTrainConfig:
     """Everything a Whisper fine-tune reads; plain values only (it is recorded in the checkpoint)."""
 
     base_model: str = "tiny.en"  # a weights.BASE_MODELS name or a folder (ignored when warm-starting)
-    max_steps: int = 60
+    max_steps: int = 150  # ~1 min of steps on 2 cores under the fitted context (0.4 s a step, batch 8)
     batch_size: int = 8
     lr: float = 1e-5
     warmup_steps: int = 5
@@ -79,6 +87,10 @@ class WhisperTrainConfig:
     beam_size: int = 1  # for serving and the dev WER
     dev_utterances: int = 50  # dev samples decoded for the end-of-run dev WER (0: none)
     quantization: str = "int8"  # CTranslate2 compute type for serving (the weights are stored float16)
+    # encoder input: None = Whisper's 30 s window; q seconds = the clip + 0.5 s rounded up to a multiple of q
+    # (`recognizer.context_frames`), trained and then served that way (the card carries it). 2 s: measured in
+    # bench/asr_models.py (README), the served model runs at 0.13x base's RTF instead of ~0.55x
+    audio_context_s: float | None = 2.0
 
     def __post_init__(self):
         positive = {"max_steps": self.max_steps, "batch_size": self.batch_size, "num_threads": self.num_threads,
@@ -92,6 +104,8 @@ class WhisperTrainConfig:
             raise ValueError("dev_utterances must be >= 0 and max_train_utterances >= 1 (or None)")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError("max_minutes must be > 0 (or None)")
+        if self.audio_context_s is not None and not 0.02 <= float(self.audio_context_s) <= WINDOW_S:
+            raise ValueError(f"audio_context_s must be None or between 0.02 and {WINDOW_S:g} seconds")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -230,9 +244,28 @@ def _load_window(u: _Utterance) -> np.ndarray | None:
     return None if len(wave) > WINDOW_S * SAMPLE_RATE else np.nan_to_num(wave)
 
 
+def encoder_states(encoder, features: "torch.Tensor") -> "torch.Tensor":
+    """The Whisper encoder's output for log-mel `features` [B, n_mels, T], T even and at most 3000.
+
+    T = 3000 is the Hugging Face module's own forward. A shorter input (an audio context fitted to the clip) runs
+    the same layers with the sinusoidal positions cut to the input's length, as CTranslate2's encoder does (the
+    Hugging Face forward refuses anything but 3000 frames)."""
+    import torch
+
+    if features.shape[-1] == encoder.embed_positions.num_embeddings * 2:
+        return encoder(input_features=features).last_hidden_state
+    x = torch.nn.functional.gelu(encoder.conv1(features))
+    x = torch.nn.functional.gelu(encoder.conv2(x)).permute(0, 2, 1)
+    x = x + encoder.embed_positions.weight[: x.shape[1]]
+    for layer in encoder.layers:
+        x = layer(x, None)
+    return encoder.layer_norm(x)
+
+
 def _prepare_inputs(model, utts: list[_Utterance], cfg: WhisperTrainConfig, reporter: _Reporter, skipped: Counter):
     """Per utterance, what a training step reads: the encoder output (float16, frozen encoder) or the log-mel
-    features (full fine-tune). Utterances whose audio turns out longer than 30 s are dropped and counted."""
+    features (full fine-tune), at the config's audio context. Utterances whose audio turns out longer than 30 s
+    are dropped and counted."""
     import torch
     from faster_whisper.feature_extractor import FeatureExtractor
 
@@ -247,14 +280,20 @@ def _prepare_inputs(model, utts: list[_Utterance], cfg: WhisperTrainConfig, repo
             if w is None:
                 skipped[SKIP_AUDIO_TOO_LONG] += 1
         chunk = [u for u, w in zip(chunk, waves) if w is not None]
-        feats = [torch.from_numpy(window_features(extractor, w)[0]) for w in waves if w is not None]
+        feats = [torch.from_numpy(window_features(extractor, w, cfg.audio_context_s)[0]) for w in waves
+                 if w is not None]
         if feats:
             if cfg.full_finetune:
                 inputs.extend(feats)
             else:
-                with torch.no_grad():  # not inference_mode: the cached states feed autograd-recorded steps
-                    states = model.model.encoder(input_features=torch.stack(feats)).last_hidden_state
-                inputs.extend(s.to(torch.float16).clone() for s in states)
+                states: list = [None] * len(feats)
+                for width in sorted({f.shape[-1] for f in feats}):  # one encoder call per input length
+                    idx = [i for i, f in enumerate(feats) if f.shape[-1] == width]
+                    with torch.no_grad():  # not inference_mode: the cached states feed autograd-recorded steps
+                        out = encoder_states(model.model.encoder, torch.stack([feats[i] for i in idx]))
+                    for i, state in zip(idx, out):
+                        states[i] = state.to(torch.float16).clone()
+                inputs.extend(states)
             kept.extend(chunk)
         line = meter.advance(len(waves))
         if line is not None:
@@ -263,12 +302,24 @@ def _prepare_inputs(model, utts: list[_Utterance], cfg: WhisperTrainConfig, repo
     return kept, inputs, meter.clock() - meter.started
 
 
-def _batches(n: int, batch_size: int, rng: np.random.Generator):
-    """Endless batches of indices: a fresh seeded permutation each pass over the data."""
+def _batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator):
+    """Endless batches of indices: a fresh seeded permutation each pass over the data. Utterances whose encoder
+    inputs differ in length never share a batch (the decoder's cross-attention has no mask, so no padding is
+    allowed): the permutation is split by length, cut into batches, and the batches are shuffled. With one length
+    (Whisper's 30 s window) that is the permutation cut in order."""
+    groups = sorted(set(lengths))
     while True:
-        order = rng.permutation(n)
-        for s in range(0, n, batch_size):
-            yield [int(i) for i in order[s: s + batch_size]]
+        order = rng.permutation(len(lengths))
+        if len(groups) == 1:
+            for s in range(0, len(order), batch_size):
+                yield [int(i) for i in order[s: s + batch_size]]
+            continue
+        batches = []
+        for g in groups:
+            members = [int(i) for i in order if lengths[i] == g]
+            batches.extend(members[s: s + batch_size] for s in range(0, len(members), batch_size))
+        for b in rng.permutation(len(batches)):
+            yield batches[int(b)]
 
 
 def dev_wer(ct2_dir: Path, dev: Sequence[Sample], cfg: WhisperTrainConfig, card) -> tuple[float | None, int, float]:
@@ -341,10 +392,11 @@ def _finetune(model, tokenizer_dir, train, dev, cfg, seed, out_dir, base_model, 
     loss_curve: list[float] = []
     stopped = "completed"
     train_started = time.monotonic()
-    for step, batch in enumerate(_batches(len(utts), cfg.batch_size, rng), start=1):
+    for step, batch in enumerate(_batches([x.shape[-1] if cfg.full_finetune else x.shape[0] for x in inputs],
+                                          cfg.batch_size, rng), start=1):
         inp, labels = _teacher_forcing(prompt, [utts[i].tokens for i in batch], ids["eot"])
         if cfg.full_finetune:
-            states = model.model.encoder(input_features=torch.stack([inputs[i] for i in batch])).last_hidden_state
+            states = encoder_states(model.model.encoder, torch.stack([inputs[i] for i in batch]))
         else:
             states = torch.stack([inputs[i] for i in batch]).float()
         loss = _decoder_loss(model, states, inp, labels)
@@ -376,7 +428,8 @@ def _finetune(model, tokenizer_dir, train, dev, cfg, seed, out_dir, base_model, 
     ct2_dir = hf_to_ct2(model, tokenizer_dir, out_dir, quantization="float16", overwrite=True)
     export_s = time.monotonic() - export_started
     parameters = count_parameters(model)
-    card = make_card(ct2_dir, parameters, base_model, {"beam_size": cfg.beam_size})
+    card = make_card(ct2_dir, parameters, base_model, {"beam_size": cfg.beam_size, **(
+        {} if cfg.audio_context_s is None else {"audio_context_s": float(cfg.audio_context_s)})})
     reporter.send({"event": "stage", "stage": "dev", "message": f"decoding up to {cfg.dev_utterances} dev utterances"})
     wer, n_dev, dev_s = dev_wer(ct2_dir, dev, cfg, card)
     if wer is not None:
@@ -388,7 +441,9 @@ def _finetune(model, tokenizer_dir, train, dev, cfg, seed, out_dir, base_model, 
         seconds=time.monotonic() - started, stopped_reason=stopped, n_train=len(utts),
         n_skipped={k: v for k, v in sorted(skipped.items())}, dev_wer=wer, n_dev=n_dev,
         summary={
-            "recipe": "full fine-tune" if cfg.full_finetune else "frozen encoder, decoder trained",
+            "recipe": ("full fine-tune" if cfg.full_finetune else "frozen encoder, decoder trained") + (
+                "" if cfg.audio_context_s is None else f", audio context fitted to the clip ({cfg.audio_context_s:g} s steps)"),
+            "audio_context_s": cfg.audio_context_s,
             "encode_seconds": round(encode_s, 3), "encode_s_per_utterance": round(encode_s / len(utts), 4),
             "train_seconds": round(train_s, 3), "s_per_step": round(train_s / max(1, steps), 4),
             "export_seconds": round(export_s, 3), "dev_decode_seconds": round(dev_s, 3),

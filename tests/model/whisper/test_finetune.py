@@ -161,3 +161,58 @@ def test_a_callback_or_the_time_budget_stops_the_run(base_model, tiny_dir, tmp_p
     assert result.stopped_reason == "callback" and result.steps == 1
     result, _ = _run(base_model, tiny_dir, tmp_path / "b", samples[:2], max_steps=5, max_minutes=1e-4)
     assert result.stopped_reason == "time_budget" and result.steps == 1
+
+
+def test_the_encoder_runs_a_fitted_context_as_ctranslate2_does(base_model, tiny_dir, samples):
+    """`encoder_states` is Hugging Face's encoder at 3000 frames, and at a shorter input CTranslate2's (the
+    positions cut to the input): both engines must read a fitted context alike, or training would not see what
+    serving sees."""
+    import ctranslate2
+    import torch
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from speech_assets.model.whisper.finetune import encoder_states
+    from speech_assets.model.whisper.recognizer import window_features
+
+    extractor = FeatureExtractor(feature_size=80)
+    wave = samples[0].waveform()
+    full, _ = window_features(extractor, wave)
+    short, frames = window_features(extractor, wave, 2.0)
+    assert full.shape[-1] == 3000 and short.shape[-1] < 3000 and short.shape[-1] >= frames
+    encoder = base_model.model.encoder
+    with torch.no_grad():
+        assert torch.equal(encoder_states(encoder, torch.from_numpy(full)[None]),
+                           encoder(input_features=torch.from_numpy(full)[None]).last_hidden_state)
+        ours = encoder_states(encoder, torch.from_numpy(short)[None]).numpy()
+    engine = ctranslate2.models.Whisper(str(tiny_dir), device="cpu", compute_type="float32", intra_threads=THREADS)
+    theirs = np.asarray(engine.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(short[None]))))
+    assert ours.shape == theirs.shape == (1, short.shape[-1] // 2, 384)
+    assert np.abs(ours - theirs).max() < 1e-2 * np.abs(theirs).max()
+
+
+def test_a_fitted_context_trains_in_length_groups_and_is_served_that_way(base_model, tiny_dir, tmp_path, samples):
+    """Utterances of different lengths train in batches of one length each; the card says the context, and the
+    served recognizer reads it from there (a pretrained checkpoint keeps Whisper's window)."""
+    from speech_assets.model.whisper.backend import WhisperBackend
+    from speech_assets.model.whisper.finetune import _batches
+
+    lengths = [200, 400, 200, 600, 400, 200]
+    rng = np.random.default_rng(0)
+    gen = _batches(lengths, 2, rng)
+    seen = [next(gen) for _ in range(8)]
+    assert all(len({lengths[i] for i in b}) == 1 for b in seen)
+    assert sorted(i for b in seen[:4] for i in b) == list(range(6))  # one pass covers every utterance once
+    assert [next(_batches([3000] * 5, 2, np.random.default_rng(1))) for _ in range(1)][0] == \
+        [int(i) for i in np.random.default_rng(1).permutation(5)[:2]]  # one length: the permutation in order
+
+    mixed = [samples[0], samples[5], samples[1], samples[6]]  # short cards and longer librivox clips
+    backend = WhisperBackend()
+    outcome = backend.train(mixed, [], {"max_steps": 3, "batch_size": 2, "warmup_steps": 1, "dev_utterances": 0,
+                                        "num_threads": THREADS, "audio_context_s": 2.0}, seed=0)
+    assert outcome.steps == 3 and all(math.isfinite(x) for x in outcome.loss_curve)
+    assert "audio context fitted to the clip (2 s steps)" in outcome.summary["recipe"]
+    assert backend.describe(outcome.checkpoint).extra["audio_context_s"] == 2.0
+    assert backend.load(outcome.checkpoint, cpu_threads=THREADS).audio_context_s == 2.0
+    assert "audio_context_s" not in backend.describe(backend.pretrained_checkpoint("tiny.en")).extra
+    with pytest.raises(ValueError, match="audio_context_s"):
+        WhisperTrainConfig(audio_context_s=0.0)

@@ -180,3 +180,31 @@ def test_the_loop_guard_tells_a_stuck_decoder_from_speech():
     speech = " and mister john dashwood had then leisure to consider how much there might be prudently"
     assert compression_ratio(stuck) > LOOP_COMPRESSION_RATIO > compression_ratio(speech) > 0.0
     assert compression_ratio("") == 0.0
+
+
+def test_context_frames_fit_the_clip_and_default_to_whispers_window():
+    from speech_assets.model.whisper.recognizer import CONTEXT_MARGIN_FRAMES, WINDOW_FRAMES, context_frames
+
+    assert context_frames(120, None) == WINDOW_FRAMES  # the pretrained models' 30 s window
+    assert context_frames(120, 2.0) == 200  # 1.2 s + 0.5 s margin, rounded up to 2 s
+    assert context_frames(200 - CONTEXT_MARGIN_FRAMES, 2.0) == 200
+    assert context_frames(201 - CONTEXT_MARGIN_FRAMES, 2.0) == 400  # the margin is never cut
+    assert context_frames(2990, 2.0) == WINDOW_FRAMES  # never past the encoder's 1500 positions
+    assert context_frames(120, 0.333) % 2 == 0  # the encoder's stride-2 convolution needs an even length
+
+
+def test_a_fitted_context_decodes_by_length_group_in_input_order(tiny_dir, waves):
+    """Clips of different lengths under a fitted context: each encoded at its own length (grouped, never padded
+    to a neighbour's), results back in input order, the same as one at a time, word timings inside the clip."""
+    card = ModelCard(**{**CARD.__dict__, "extra": {"beam_size": 1, "audio_context_s": 2.0}})
+    rec = WhisperRecognizer(tiny_dir, card, cpu_threads=THREADS, batch_size=8)
+    assert rec.audio_context_s == 2.0
+    picked = [waves[0], waves[5], waves[1], waves[6]]  # cards (short) and librivox (longer), interleaved
+    together = rec.transcribe_batch(picked)
+    alone = [rec.transcribe(w) for w in picked]
+    assert [t.text for t in together] == [t.text for t in alone]
+    assert all(t.text for t in together)
+    for t, w in zip(together, picked):
+        assert all(0.0 <= s <= e <= len(w) / 16000 + 0.5 for _, s, e, _ in t.words)
+    # the card's context can be overridden: the 30 s window decodes these clips as the plain recognizer does
+    assert WhisperRecognizer(tiny_dir, card, cpu_threads=THREADS, audio_context_s=None).audio_context_s is None
