@@ -121,3 +121,22 @@ def test_a_whisper_fine_tune_is_judged_against_a_ctc_champion_and_served_beside_
     assert whisper["text"] and set(whisper["text"]) <= set("abcdefghijklmnopqrstuvwxyz' ")
     assert 0.0 <= whisper["confidence"] <= 1.0 and whisper["words"]
     assert all(w["start_s"] <= w["end_s"] for w in whisper["words"])
+
+    # the served confidences are the calibrated ones: each side answers with the temperature its registry entry
+    # ships (the fitted one, or 1 when the fit made held-out ECE worse), not with the raw model's
+    from speech_assets.model.backend import load_recognizer
+    from speech_assets.serving.upload import read_upload
+
+    wave = read_upload(audio, max_bytes=len(audio) + 1, max_duration_s=60.0).samples
+    for side, version in (("champion", "1.0.0"), ("challenger", "2.0.0")):
+        calibration = registry.calibration(MODEL_NAME, version)
+        assert calibration["kind"] in ("temperature", "identity")
+        temperature = float(calibration["temperature"])
+        blob = registry.checkpoint(MODEL_NAME, version)
+        expected = load_recognizer(blob, temperature=temperature).transcribe(wave)
+        assert answers[side]["confidence"] == pytest.approx(expected.confidence, abs=1e-4), (side, temperature)
+        if abs(temperature - 1.0) > 0.05:  # a calibrated side: the raw confidence would differ
+            raw = load_recognizer(blob, temperature=1.0).transcribe(wave)
+            assert abs(raw.confidence - expected.confidence) > 1e-4, (side, temperature)
+    temperatures = {v: float(registry.calibration(MODEL_NAME, v)["temperature"]) for v in ("1.0.0", "2.0.0")}
+    assert any(abs(t - 1.0) > 0.05 for t in temperatures.values()), temperatures  # the check above ran for one side

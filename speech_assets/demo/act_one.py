@@ -151,11 +151,7 @@ def print_training_summary(run, seconds: float) -> None:
             f"{meta(report, 'ece_after'):.3f}, RTF {meta(report, 'rtf'):.3f}, on {meta(report, 'test_utterances')} test utterances"
         )
         print()
-        print("| slice | WER |")
-        print("|---|---:|")
-        for key, value in sorted(report.asset_materialization.metadata.items()):
-            if key.startswith("wer/"):
-                print(f"| {key[4:]} | {value.value:.2%} |")
+        print(_slice_table())
     checks = instance.event_log_storage.get_asset_check_execution_history(
         dg.AssetCheckKey(dg.AssetKey("eval_report"), "promotion_gate"), limit=1
     )
@@ -170,6 +166,20 @@ def print_training_summary(run, seconds: float) -> None:
     else:
         print("registered_model: nothing registered (see the gate's decision in the Dagster UI)")
     log(f"training, evaluation, registration and deployment took {seconds / 60:.1f} min")
+
+
+def _slice_table() -> str:
+    """The stored report's own per-slice table (sizes, intervals, "too few to judge"), not a bare WER per slice."""
+    import json
+
+    from speech_assets.evaluation.report import EvalReport
+    from speech_assets.storage.base import DEFAULT_BRANCH
+    from speech_assets.storage.open import open_from_env
+    from speech_assets.training.artifacts import EVALUATION_POINTER
+
+    vs, repo = open_from_env()
+    pointer = json.loads(vs.get_object(repo, DEFAULT_BRANCH, EVALUATION_POINTER))
+    return EvalReport.from_json(vs.get_object(repo, DEFAULT_BRANCH, pointer["report"]).decode()).slices_markdown()
 
 
 def print_serving_summary() -> bool:

@@ -177,7 +177,10 @@ def print_story_summary(story: Story) -> None:
     if story.challenger and pointer.get("champion_rows"):
         rows = read_parquet_rows(vs.get_object(repo, DEFAULT_BRANCH, pointer["rows"]))
         champ = read_parquet_rows(vs.get_object(repo, DEFAULT_BRANCH, pointer["champion_rows"]))
-        table = before_after(rows, champ, columns=("accent", "channel"))
+        policy = pointer.get("policy") or {}  # the gate's own minimum slice size: the same "too few to judge"
+        table = before_after(rows, champ, columns=("accent", "channel"),
+                             min_utterances=int(policy.get("min_utterances", 30)),
+                             min_speakers=int(policy.get("min_speakers", 3)))
         print(f"\nPer-slice WER on the same test utterances, {story.champion} (before) vs {story.challenger} (after):\n")
         print(before_after_markdown(table, story.champion, story.challenger))
     elif story.gate:

@@ -9,12 +9,12 @@ confidences of the kept outputs, so fitting calibration costs no extra forward p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from speech_assets.evaluation.anchor import AnchorSet, compare_anchor, score_anchor
-from speech_assets.evaluation.calibration import calibration_report, correctness, fit_temperature
+from speech_assets.evaluation.calibration import CalibrationReport, calibration_report, correctness, fit_temperature
 from speech_assets.evaluation.promotion import PromotionDecision, PromotionPolicy, decide
 from speech_assets.evaluation.report import AnchorSection, BaselineSummary, EvalReport, build_report
 from speech_assets.features.dataset import Utterance
@@ -85,7 +85,7 @@ def run_model(
 class Evaluation:
     report: EvalReport
     temperature: float
-    rows: list[dict]  # challenger on test, at the fitted temperature
+    rows: list[dict]  # challenger on test, at the temperature that ships (the fitted one, or 1 if it was rejected)
     ece: float  # challenger's, on test, as served (after calibration)
     champion_rows: list[dict] | None  # the champion on the same test utterances, as served
     champion_ece: float | None
@@ -135,6 +135,28 @@ def anchor_section(checkpoint: bytes, temperature: float, anchor: AnchorSet, *, 
     return AnchorSection(challenger, champ, peer_result, peer_reason, comparison)
 
 
+def ship_calibration(fitted_temperature: float, raw_rows: list[dict], fitted_rows: list[dict], *, tolerance: float,
+                     dev_utterances: int) -> tuple[float, list[dict], CalibrationReport]:
+    """The temperature that ships, the test rows at it, and the calibration report that says why.
+
+    The temperature fitted on dev ships only if held-out (test) ECE with it is at most the raw confidences' ECE plus
+    `tolerance`; otherwise the identity map (T = 1) ships and the report's parameters say the fit was rejected, with
+    both ECEs. (Choosing between two maps on test is a one-bit selection: the reported ECE is at worst the smaller of
+    two honest held-out figures.)"""
+    correct = correctness(raw_rows)  # correctness does not depend on the temperature, only the confidences do
+    raw = [r["confidence"] for r in raw_rows]
+    fitted = calibration_report(raw, [r["confidence"] for r in fitted_rows], correct, method="temperature")
+    params = {"fitted_on": "dev", "dev_utterances": dev_utterances, "tolerance": tolerance}
+    if not fitted.ece_after > fitted.ece_before + tolerance:
+        return fitted_temperature, fitted_rows, replace(fitted, parameters={"temperature": fitted_temperature, **params})
+    rejected = (f"temperature {fitted_temperature:.3g} fit rejected: held-out ECE {fitted.ece_before:.4f} -> "
+                f"{fitted.ece_after:.4f} (> +{tolerance:g}); shipping the identity map")
+    report = calibration_report(raw, raw, correct, method="identity",
+                                parameters={"temperature": 1.0, "rejected_temperature": fitted_temperature,
+                                            "rejected_ece": fitted.ece_after, "why": rejected, **params})
+    return 1.0, raw_rows, report
+
+
 def evaluate(
     checkpoint: bytes,
     dev: list[Utterance],
@@ -160,16 +182,9 @@ def evaluate(
     dev_correct = correctness(dev_out.rows(1.0))
     fit = fit_temperature(dev_out.confidences, dev_correct)
     test_rows_raw = test_out.rows(1.0)
-    test_rows = test_out.rows(fit.temperature)
-    test_correct = correctness(test_rows)
-    calib = calibration_report(
-        [r["confidence"] for r in test_rows_raw],
-        [r["confidence"] for r in test_rows],
-        test_correct,
-        method="temperature",
-        parameters={"temperature": fit.temperature, "fitted_on": "dev", "dev_utterances": len(dev)},
-    )
-    section = (anchor_section(checkpoint, fit.temperature, anchor, model_id=model_id, champion=champion,
+    temperature, test_rows, calib = ship_calibration(fit.temperature, test_rows_raw, test_out.rows(fit.temperature),
+                                                     tolerance=policy.calibration_tolerance, dev_utterances=len(dev))
+    section = (anchor_section(checkpoint, temperature, anchor, model_id=model_id, champion=champion,
                               policy=policy, peer=anchor_peer, seed=seed) if anchor is not None else None)
     report = build_report(
         test_rows, model_id=model_id, data_commit=data_commit, calibration=calib, rtf=rtf, baseline=baseline,
@@ -184,5 +199,5 @@ def evaluate(
         conf = [r["confidence"] for r in champion_rows]
         champion_ece = calibration_report(conf, conf, correctness(champion_rows), method="none").ece_after
     return Evaluation(
-        report, fit.temperature, test_rows, calib.ece_after, champion_rows, champion_ece, test_out.decoder, section
+        report, temperature, test_rows, calib.ece_after, champion_rows, champion_ece, test_out.decoder, section
     )

@@ -54,7 +54,7 @@ from typing import Any, Literal
 from .anchor import DEFAULT_ANCHOR_TOLERANCE, AnchorComparison, AnchorResult, compare_anchor
 from .bootstrap import PairedBootstrapResult, bootstrap_ci
 from .metrics import score_rows
-from .slices import DEFAULT_COLUMNS, OVERALL, SliceDelta, SliceResult, paired_slice_table, slice_table
+from .slices import DEFAULT_COLUMNS, OVERALL, TOO_FEW, SliceDelta, SliceResult, paired_slice_table, slice_table
 
 __all__ = [
     "PromotionDecision",
@@ -88,6 +88,9 @@ class PromotionPolicy:
     wer_tolerance: float = 0.005
     slice_wer_tolerance: float = 0.02
     ece_tolerance: float = 0.02
+    # the fitted calibration map ships only if it does not raise held-out (test) ECE by more than this over the
+    # raw confidences; otherwise the identity map ships and the report says so
+    calibration_tolerance: float = 0.005
     # also hold challengers to the absolute floors (off: a challenger only has
     # to not regress, as the champion already passed the floors)
     floors_for_challengers: bool = False
@@ -331,7 +334,7 @@ def _anchor_note(anchor_rows: Any, p: PromotionPolicy) -> str:
 
 def _ungated_notes(items: Sequence[SliceResult | SliceDelta]) -> list[str]:
     return [
-        f"{s.label}: reported, not gated ({s.note})" for s in items if not s.gated and s.column != OVERALL
+        f"{s.label}: {TOO_FEW}, reported, not gated ({s.note})" for s in items if not s.gated and s.column != OVERALL
     ]
 
 

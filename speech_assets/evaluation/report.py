@@ -31,7 +31,7 @@ from .bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, bootstrap_ci
 from .calibration import CalibrationReport, ReliabilityDiagram
 from .latency import RTFResult
 from .metrics import score_rows
-from .slices import DEFAULT_COLUMNS, SliceResult, slice_table
+from .slices import DEFAULT_COLUMNS, MIN_INTERVAL_SPEAKERS, TOO_FEW, SliceResult, interval_shown, slice_table
 
 __all__ = ["AnchorSection", "BaselineSummary", "EvalReport", "build_report", "summarize_baseline"]
 
@@ -313,10 +313,13 @@ class EvalReport:
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for s in self.slices:
-            gated = "yes" if s.gated else f"no ({_cell(s.note)})"
+            gated = "yes" if s.gated else f"no: {TOO_FEW} ({_cell(s.note)})"
+            shown = interval_shown(s.n_speakers)
+            no_ci = f"— ({s.n_speakers} speaker{'s' if s.n_speakers != 1 else ''})"
             lines.append(
                 f"| {_cell(s.column)} | {_cell(s.value)} | {s.n_utterances} | {s.n_speakers} | {_pct(s.wer)} | "
-                f"{_pct_ci(s.wer_ci)} | {_pct(s.cer)} | {_pct_ci(s.cer_ci)} | {gated} |"
+                f"{_pct_ci(s.wer_ci) if shown else no_ci} | {_pct(s.cer)} | {_pct_ci(s.cer_ci) if shown else no_ci} "
+                f"| {gated} |"
             )
         return "\n".join(lines)
 
@@ -348,19 +351,21 @@ class EvalReport:
             "### WER by slice",
             "",
             f"Slices with fewer than {self.min_utterances} utterances or {self.min_speakers} speakers "
-            "are reported but not gated.",
+            f"are {TOO_FEW}: reported, not gated, never called better or worse; no interval is printed from "
+            f"fewer than {MIN_INTERVAL_SPEAKERS} speakers.",
             "",
             self.slices_markdown(),
         ]
         if self.calibration is not None:
             c = self.calibration
-            params = ", ".join(f"{k}={_short(v)}" for k, v in c.parameters.items())
+            params = ", ".join(f"{k}={_short(v)}" for k, v in c.parameters.items() if k != "why")
+            why = c.parameters.get("why")
             parts += [
                 "",
                 "### Calibration",
                 "",
                 f"Method: {c.method}{f' ({params})' if params else ''}; target: {c.target} match; "
-                f"ECE {_num(c.ece_before)} -> {_num(c.ece_after)}.",
+                f"ECE {_num(c.ece_before)} -> {_num(c.ece_after)}." + (f" **{why}.**" if why else ""),
                 "",
                 self.reliability_markdown(),
             ]

@@ -47,6 +47,7 @@ class EvaluationSettings:
     wer_tolerance: Optional[float] = None  # challenger vs champion: overall WER may not be confidently worse by more
     slice_wer_tolerance: Optional[float] = None
     ece_tolerance: Optional[float] = None  # challenger vs champion: calibration error may not rise by more
+    calibration_tolerance: Optional[float] = None  # the fitted map may not raise held-out ECE by more (else identity)
     bootstrap_resamples: int = PromotionPolicy.n_resamples
     seed: int = PromotionPolicy.seed
     # pocketsphinx on this many test utterances (0 = skip); it runs at ~0.84x real time on 2 cores (measured),
@@ -219,6 +220,7 @@ def evaluate_checkpoint(
         "anchor_commit": anchor.commit if anchor is not None else None,
         "champion_version": champion_version.version if champion_version else None,
         "temperature": ev.temperature,
+        "calibration_method": ev.report.calibration.method,  # "temperature", or "identity" when the fit was rejected
         "ece": ev.ece,
         "champion_ece": ev.champion_ece,
         "policy": policy.to_dict(),

@@ -27,8 +27,12 @@ from .metrics import ScoredRows, score_rows
 
 __all__ = [
     "DEFAULT_COLUMNS",
+    "MIN_INTERVAL_SPEAKERS",
     "MISSING",
     "OVERALL",
+    "TOO_FEW",
+    "interval_shown",
+    "too_few_note",
     "SliceDelta",
     "SliceResult",
     "group_rows",
@@ -39,6 +43,22 @@ __all__ = [
 DEFAULT_COLUMNS: tuple[str, ...] = ("accent", "channel", "snr_band", "duration_band")
 OVERALL = "overall"
 MISSING = "<missing>"
+# A speaker-level bootstrap over fewer speakers resamples one or two people: its "interval" is a point or a coin
+# flip, not evidence. Such intervals are computed (kept in the JSON) but never printed as if they meant something.
+MIN_INTERVAL_SPEAKERS = 3
+TOO_FEW = "too few to judge"
+
+
+def too_few_note(n_utterances: int, n_speakers: int, min_utterances: int, min_speakers: int) -> str:
+    """Empty when a slice is large enough to judge, else "too few to judge (8 utterances < 30; 2 speakers < 3)":
+    the one wording of the gate, the eval report, the demo's tables and the dashboard."""
+    gated, why = _gate(n_utterances, n_speakers, min_utterances, min_speakers)
+    return "" if gated else f"{TOO_FEW} ({why})"
+
+
+def interval_shown(n_speakers: int) -> bool:
+    """Whether a speaker-bootstrap interval over `n_speakers` speakers may be printed."""
+    return n_speakers >= MIN_INTERVAL_SPEAKERS
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,8 @@ _ROLLBACK_FIELDS = ("max_error_rate", "max_p95_latency_s", "max_p95_latency_rati
                     "max_probe_wer", "max_probe_wer_delta")
 
 
-_GATE_FLOATS = ("wer_floor", "slice_wer_floor", "max_ece", "wer_tolerance", "slice_wer_tolerance", "ece_tolerance")
+_GATE_FLOATS = ("wer_floor", "slice_wer_floor", "max_ece", "wer_tolerance", "slice_wer_tolerance", "ece_tolerance",
+                "calibration_tolerance")
 _GATE_INTS = ("min_utterances", "min_speakers")
 GATE_FIELDS = _GATE_FLOATS + _GATE_INTS
 
@@ -146,6 +147,7 @@ class GatePolicy:
     wer_tolerance: float = PromotionPolicy.wer_tolerance
     slice_wer_tolerance: float = PromotionPolicy.slice_wer_tolerance
     ece_tolerance: float = PromotionPolicy.ece_tolerance
+    calibration_tolerance: float = PromotionPolicy.calibration_tolerance  # a calibration map that worsens ECE by more ships as identity
     min_utterances: int = PromotionPolicy.min_utterances
     min_speakers: int = PromotionPolicy.min_speakers
 

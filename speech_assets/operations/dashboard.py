@@ -34,6 +34,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from speech_assets.evaluation.slices import MIN_INTERVAL_SPEAKERS, TOO_FEW, interval_shown
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.serving import metrics as prom
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
@@ -79,6 +80,7 @@ class SliceWER:
     ci: tuple[float, float] | None = None
     n_utterances: int | None = None
     gated: bool = True
+    n_speakers: int | None = None  # None: an older report that did not store it (the interval is then shown)
 
 
 @dataclass(frozen=True)
@@ -199,12 +201,12 @@ def version_eval_from_report(version: str, stage: str, report: Mapping[str, Any]
     slices = []
     if "wer" in report:
         slices.append(SliceWER(OVERALL, _float(report.get("wer")), _ci(report.get("wer_ci")),
-                               report.get("n_utterances"), True))
+                               report.get("n_utterances"), True, report.get("n_speakers")))
     for s in report.get("slices") or []:
         if not isinstance(s, Mapping) or "column" not in s:
             continue
         slices.append(SliceWER(f"{s['column']}={s.get('value')}", _float(s.get("wer")), _ci(s.get("wer_ci")),
-                               s.get("n_utterances"), bool(s.get("gated", True))))
+                               s.get("n_utterances"), bool(s.get("gated", True)), s.get("n_speakers")))
     return VersionEval(version, stage, created_at, str(report.get("data_commit", "")), _float(report.get("level")),
                        tuple(slices))
 
@@ -390,10 +392,12 @@ def _wer_cell(s: SliceWER | None) -> str:
     if s is None:
         return "—"
     text = _pct(s.wer)
-    if s.ci is not None:
+    if s.ci is not None and (s.n_speakers is None or interval_shown(s.n_speakers)):
         text += f" [{_pct(s.ci[0], 1)}, {_pct(s.ci[1], 1)}]"
+    elif s.n_speakers is not None:
+        text += f" ({s.n_speakers} speaker{'s' if s.n_speakers != 1 else ''}: no interval)"
     if not s.gated:
-        text += " (small)"
+        text += f" ({TOO_FEW})"
     return text
 
 
@@ -569,7 +573,8 @@ def _versions_section(data: DashboardData) -> str:
     levels = {v.level for v in data.versions if v.level is not None}
     level = f"{round(100 * levels.pop())}% " if len(levels) == 1 else ""
     parts.append(f"<p>Each cell: WER with its {esc(level)}speaker-bootstrap interval on that version's test set; "
-                 "\"(small)\" marks a slice too small to gate on (left out of the plot).</p>")
+                 f"\"({TOO_FEW})\" marks a slice below the gate's minimum size (left out of the plot); no interval "
+                 f"is printed from fewer than {MIN_INTERVAL_SPEAKERS} speakers.</p>")
     parts.append(_img(plot_wer_over_versions(data.versions), "WER per slice over model versions"))
     headers = ["slice", *[f"{v.version} ({v.stage})" for v in data.versions]]
     rows = [[label, *[_wer_cell(v.slice(label)) for v in data.versions]] for label in slice_labels(data.versions)]

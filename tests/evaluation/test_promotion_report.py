@@ -52,7 +52,7 @@ def test_first_model_passes_floors(champion):
     assert names[0] == "overall_wer_floor" and names[-1] == "calibration_ece_max"
     assert "slice_wer_floor[accent=indian]" in names
     assert "slice_wer_floor[accent=scottish]" not in names  # too small: reported, not gated
-    assert any("accent=scottish: reported, not gated" in n for n in d.notes)
+    assert any("accent=scottish: too few to judge, reported, not gated" in n for n in d.notes)
     assert rule(d, "overall_wer_floor").evidence["bound"] == "upper"
 
 
@@ -185,7 +185,9 @@ def test_report_markdown_has_tables(report):
     assert "## Evaluation of `ctc-small@v7`" in md and "`abc123`" in md
     assert "| Metric | Value | 95% CI |" in md
     assert "| Column | Value | Utterances | Speakers | WER |" in md
-    assert "| accent | scottish | 12 | 2 |" in md and "no (12 utterances < 30; 2 speakers < 3)" in md
+    assert "| accent | scottish | 12 | 2 |" in md and "no: too few to judge (12 utterances < 30; 2 speakers < 3)" in md
+    scottish = next(line for line in md.splitlines() if line.startswith("| accent | scottish |"))
+    assert "— (2 speakers)" in scottish and "[" not in scottish  # no interval printed from 2 speakers
     assert "| Bin | n before |" in md and "Method: isotonic" in md
     assert "Real-time factor" in md and "Baseline WER (pocketsphinx)" in md
     assert report.n_utterances == 332 and report.n_speakers == 42

@@ -67,6 +67,7 @@ def synthetic() -> DashboardData:
         SliceWER("overall", 0.1234, (0.1100, 0.1400), 500),
         SliceWER("accent=us", 0.1000, (0.0800, 0.1200), 300),
         SliceWER("channel=noisy", 0.2500, (0.1800, 0.3300), 40, gated=False),
+        SliceWER("channel=reverb", 0.1250, (0.1250, 0.1250), 2, gated=False, n_speakers=2),
     ))
     v2 = VersionEval("1.1.0", "production", "2026-01-02T00:00:00+00:00", "b" * 64, 0.95, (
         SliceWER("overall", 0.0987, (0.0900, 0.1080), 600),
@@ -101,7 +102,9 @@ def test_dashboard_has_every_section_numbers_and_embedded_plots_without_external
     # WER table: every slice of every version, CIs, stage of each version, the slice one version lacks as "—"
     assert "12.34% [11.0%, 14.0%]" in html and "9.87% [9.0%, 10.8%]" in html
     assert "1.0.0 (archived)" in html and "1.1.0 (production)" in html
-    assert "25.00% [18.0%, 33.0%] (small)" in html
+    assert "25.00% [18.0%, 33.0%] (too few to judge)" in html
+    # a bootstrap over 2 speakers is not an interval: the cell says so instead of printing [12.5%, 12.5%]
+    assert "12.50% (2 speakers: no interval) (too few to judge)" in html and "[12.5%, 12.5%]" not in html
     assert re.search(r"<td>accent=caribbean</td><td>—</td><td>31\.00%", html)
     # drift: the fired batch and its signals in the table
     assert "<td>day-10</td><td>3.75</td><td>accent_mix_js, unseen_accent_share</td>" in html

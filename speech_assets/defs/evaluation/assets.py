@@ -26,6 +26,7 @@ class EvalConfig(dg.Config):
     wer_tolerance: Optional[float] = EvaluationSettings.wer_tolerance  # how much worse than the champion, overall
     slice_wer_tolerance: Optional[float] = EvaluationSettings.slice_wer_tolerance
     ece_tolerance: Optional[float] = EvaluationSettings.ece_tolerance  # how much calibration error may rise
+    calibration_tolerance: Optional[float] = EvaluationSettings.calibration_tolerance  # else the identity map ships
     bootstrap_resamples: int = EvaluationSettings.bootstrap_resamples
     seed: int = EvaluationSettings.seed
     baseline_utterances: int = EvaluationSettings.baseline_utterances  # pocketsphinx's sample (0 = skip)
@@ -98,6 +99,8 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
         "ece_before": float(report.calibration.ece_before),
         "ece_after": float(report.calibration.ece_after),
         "temperature": float(run.evaluation.temperature),
+        # "identity" when the fitted temperature made held-out ECE worse (the why is in the report)
+        "calibration": dg.MetadataValue.text(str(report.calibration.parameters.get("why") or report.calibration.method)),
         "rtf": run.rtf_value,
         "champion_version": run.champion_version or "",
         # which release policy set the gate (and what a run config overrode), for the audit of a decision
