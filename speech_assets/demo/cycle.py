@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_loop(args)
     daemon = start_daemon()
     keep = False
+    served = True
     try:
         result = wait_for_intake(sorted(batches), hashes, args.timeout, daemon)
         print_intake_summary(result)
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                                      {**DEMO_FIRST_EVAL, **json.loads(args.eval_config)})
             run, seconds = wait_for_run(run_id, args.timeout * 2, daemon)
             print_training_summary(run, seconds)
-            serving = print_serving_summary()
+            serving = served = print_serving_summary()
             if serving and args.story_utterances > 0:
                 print_story_summary(run_story(daemon, args.story_utterances, args.workers, args.timeout * 3))
             if serving:
@@ -110,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
                 stop_service()
     print_where()
     log(f"demo finished in {time.perf_counter() - started:.0f}s")
+    if not served:
+        # a demo whose first model was refused is not a demo that worked: say so in the exit status too
+        log("the story stopped after act one: no model passed the gate, so nothing was served and act two did not "
+            "run. Each rule of the gate, with why it failed, is on eval_report's promotion_gate check "
+            "in the Dagster UI; `python -m speech_assets policy show` prints the thresholds it applied.")
+        return 1
     return 0
 
 
