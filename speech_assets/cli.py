@@ -6,7 +6,8 @@
     import-corpus            a corpus folder as a landing batch (see `speech_assets.audio.cli`)
     store log|ls|branches|quarantine   look inside the versioned store
     models list|show|rollback|audit    the model registry (see `speech_assets.registry.cli`)
-    serving status|stop      the local deployment: address, PID, bento, champion/challenger and weights
+    serving status|stop|start  the local deployment: address, PID, bento, champion/challenger and weights (start: back with
+                             the bento and routing it had)
     audit [log|served-at|verify]   the platform audit trail; which model served at a time, on what data
     approve / policy         release policy (versioned in the store) and named approvals of gated steps
     erase / retention        per-speaker erasure from main; the raw-audio retention sweep
@@ -101,8 +102,23 @@ def _serving_main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("status", help="where the service runs and which models it routes to")
     sub.add_parser("stop", help="stop the local server (the routing and the models stay)")
+    sub.add_parser("start", help="start the local server again with the bento and routing it had (a canary resumes)")
     args = parser.parse_args(argv)
     target = local_target_from_env()
+    if args.cmd == "start":
+        from speech_assets.serving.targets import NothingDeployed
+
+        try:
+            status = target.restart()
+        except (NothingDeployed, RuntimeError) as exc:
+            print(f"serving start: {exc}", file=sys.stderr)
+            return 1
+        routing = target.routing()
+        print(f"ready at {status.url} (pid {status.pid}, bento {status.bento_tag}, routing revision "
+              f"{status.routing_revision})")
+        if routing is not None:
+            print(routing_markdown(routing))
+        return 0
     if args.cmd == "stop":
         target.stop()
         print("stopped")

@@ -55,6 +55,28 @@ class DeploymentStatus:
         return asdict(self)
 
 
+def _orphaned_workers(routing_file: Path) -> list[int]:
+    """BentoML worker processes that read this target's routing file. Called once its server is gone (restart),
+    every one of them is a leftover of that server."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if b"_bentoml_impl.worker.service" not in (proc / "cmdline").read_bytes():
+                continue
+            env = dict(x.split(b"=", 1) for x in (proc / "environ").read_bytes().split(b"\0") if b"=" in x)
+        except (OSError, ValueError):
+            continue
+        if env.get(b"ASR_ROUTING_FILE") == str(routing_file).encode():
+            found.append(int(proc.name))
+    return found
+
+
+class NothingDeployed(RuntimeError):
+    """A restart was asked of a target that never served anything."""
+
+
 class DeployTarget(Protocol):
     name: str
 
@@ -77,6 +99,9 @@ def _free_port(host: str) -> int:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
+        # as the server binds (uvicorn sets SO_REUSEADDR): a port a killed server left in TIME_WAIT is free to
+        # take again, one another process listens on is not
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -93,7 +118,10 @@ def _alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed child its parent has not reaped yet is a zombie: dead, though kill(pid, 0) still succeeds
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class LocalTarget:
@@ -177,6 +205,28 @@ class LocalTarget:
             self._terminate(old["pid"])  # the new server is ready: retire the old one
         return self.status()
 
+    def restart(self) -> DeploymentStatus:
+        """Bring a dead or unready server back with what it served: the same bento, the routing document as it is
+        (champion, challenger and weight untouched: a canary in flight resumes by its rules), on its old port when
+        that port is free. A ready server is left alone. Raises NothingDeployed when nothing was ever deployed."""
+        current = self.status()
+        if current.ready:
+            return current
+        d, routing = self._read(), self.routing()
+        if not d.get("bento_tag") or routing is None:
+            raise NothingDeployed(f"nothing was ever deployed from {self.home}: run the train_and_deploy job (or "
+                                  "`dagster job launch -j deploy_models`) first")
+        if d.get("pid"):
+            self._terminate(d["pid"])  # a live but unready process holds the port and would answer stale
+        for pid in _orphaned_workers(self.routing_file):
+            # a SIGKILLed server's workers run in their own sessions and outlive it, still holding its socket
+            self._terminate(pid, timeout_s=10.0)
+        preferred, self.port = self.port, int(d.get("port") or 0) or self.port  # the address users had
+        try:
+            return self.deploy(d["bento_tag"], routing)
+        finally:
+            self.port = preferred
+
     def _terminate(self, pid: int, timeout_s: float = 30.0) -> None:
         if not _alive(pid):
             return
@@ -198,6 +248,8 @@ class LocalTarget:
         d = self._read()
         if d.get("pid"):
             self._terminate(d["pid"])
+        for pid in _orphaned_workers(self.routing_file):  # left by a server that was SIGKILLed
+            self._terminate(pid, timeout_s=10.0)
         if d:
             self._write({**d, "pid": None, "url": None})
 
