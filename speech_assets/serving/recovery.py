@@ -22,6 +22,9 @@ Action = Literal["healthy", "recovered", "nothing_to_serve", "restart", "wait", 
 @dataclass(frozen=True)
 class RecoveryPolicy:
     ready_timeout_s: float = 180.0  # a restarted server that is not ready after this has failed to start
+    # a live server that does not answer /readyz may only be busy (loading a model, a burst on 2 cores): restart it
+    # only once it has been unready this long; a server whose process is gone is restarted at first look
+    unready_grace_s: float = 60.0
     max_attempts: int = 3  # restarts within window_s before a person is called instead
     window_s: float = 1800.0
 
@@ -70,7 +73,8 @@ def decide(observed: Observed, state: RecoveryState, policy: RecoveryPolicy = Re
     - ready: "healthy", or "recovered" (with an alert) on the first ready tick after the service was down;
     - not ready and nothing to serve (never deployed, or no production model): "nothing_to_serve", no alert;
     - not ready, a restart began less than `ready_timeout_s` ago and its process is alive: "wait";
-    - not ready otherwise: "restart" (alert on the first tick that finds it down), unless `max_attempts` restarts
+    - not ready, its process alive, no restart yet, unready for less than `unready_grace_s`: "wait" (busy, perhaps);
+    - not ready otherwise: "restart" (alert on the first restart of an outage), unless `max_attempts` restarts
       already began within `window_s`: then "give_up", with an alert naming `serving start` and the server log.
     """
     if observed.ready:
@@ -83,11 +87,13 @@ def decide(observed: Observed, state: RecoveryState, policy: RecoveryPolicy = Re
         return RecoveryDecision("nothing_to_serve", f"service not running; {what}: nothing to bring back", False,
                                 RecoveryState(state.restarts, None))
     recent = tuple(t for t in state.restarts if now - t < policy.window_s)
-    first_look = state.down_since is None
-    down_since = now if first_look else state.down_since
+    down_since = now if state.down_since is None else state.down_since
     if recent and observed.process_alive and now - recent[-1] < policy.ready_timeout_s:
         return RecoveryDecision("wait", f"restart begun {now - recent[-1]:.0f} s ago: waiting for it to be ready",
                                 False, RecoveryState(recent, down_since))
+    if observed.process_alive and not recent and now - down_since < policy.unready_grace_s:
+        return RecoveryDecision("wait", f"process alive but not ready for {now - down_since:.0f} s (restart after "
+                                f"{policy.unready_grace_s:.0f} s)", False, RecoveryState(recent, down_since))
     if len(recent) >= policy.max_attempts:
         return RecoveryDecision(
             "give_up", f"{len(recent)} restarts in {policy.window_s / 60:.0f} min did not bring the service back "
@@ -96,5 +102,5 @@ def decide(observed: Observed, state: RecoveryState, policy: RecoveryPolicy = Re
     why = "process gone" if not observed.process_alive else "process alive but not ready"
     return RecoveryDecision(
         "restart", f"service down ({why}) while {observed.production_version} is in production: restarting with the "
-        f"routing it had (attempt {len(recent) + 1} of {policy.max_attempts})", first_look,
+        f"routing it had (attempt {len(recent) + 1} of {policy.max_attempts})", not recent,
         RecoveryState(recent + (now,), down_since))

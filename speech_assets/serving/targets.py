@@ -182,14 +182,7 @@ class LocalTarget:
         current = self.status()
         if current.ready and current.bento_tag == bento_tag:
             return current  # same service code: the routing change is enough (hot reload)
-        port = self.port if self.port and _port_free(self.host, self.port) else _free_port(self.host)
-        url = f"http://{self.host}:{port}"
-        log = open(self.home / f"serve-{port}.log", "ab")
-        env = settings.child_env({**self.env, "ASR_ROUTING_FILE": str(self.routing_file)})
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("bentoml")), "serve", bento_tag, "--host", self.host, "--port", str(port)],
-            cwd=self.home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        proc, url, port = self._spawn(bento_tag)
         deadline = time.time() + self.ready_timeout_s
         while not self._ready(url):
             if proc.poll() is not None or time.time() > deadline:
@@ -205,7 +198,23 @@ class LocalTarget:
             self._terminate(old["pid"])  # the new server is ready: retire the old one
         return self.status()
 
-    def restart(self) -> DeploymentStatus:
+    def _spawn(self, bento_tag: str) -> tuple[subprocess.Popen, str, int]:
+        port = self.port if self.port and _port_free(self.host, self.port) else _free_port(self.host)
+        url = f"http://{self.host}:{port}"
+        log = open(self.home / f"serve-{port}.log", "ab")
+        env = settings.child_env({**self.env, "ASR_ROUTING_FILE": str(self.routing_file)})
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("bentoml")), "serve", bento_tag, "--host", self.host, "--port", str(port)],
+            cwd=self.home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return proc, url, port
+
+    @property
+    def stopped_on_purpose(self) -> bool:
+        """`stop` (a person, `make stop`) was the last thing done to the server: recovery must not undo it."""
+        return bool(self._read().get("stopped"))
+
+    def restart(self, wait: bool = True) -> DeploymentStatus:
         """Bring a dead or unready server back with what it served: the same bento, the routing document as it is
         (champion, challenger and weight untouched: a canary in flight resumes by its rules), on its old port when
         that port is free. A ready server is left alone. Raises NothingDeployed when nothing was ever deployed."""
@@ -223,7 +232,13 @@ class LocalTarget:
             self._terminate(pid, timeout_s=10.0)
         preferred, self.port = self.port, int(d.get("port") or 0) or self.port  # the address users had
         try:
-            return self.deploy(d["bento_tag"], routing)
+            if wait:
+                return self.deploy(d["bento_tag"], routing)
+            # a sensor's tick must not block for a server's start: spawn, record it, check readiness next tick
+            proc, url, port = self._spawn(d["bento_tag"])
+            self._write({"bento_tag": d["bento_tag"], "url": url, "port": port, "pid": proc.pid,
+                         "started_at": time.time(), "previous": {k: d.get(k) for k in ("bento_tag", "url", "pid")}})
+            return self.status()
         finally:
             self.port = preferred
 
@@ -251,7 +266,7 @@ class LocalTarget:
         for pid in _orphaned_workers(self.routing_file):  # left by a server that was SIGKILLed
             self._terminate(pid, timeout_s=10.0)
         if d:
-            self._write({**d, "pid": None, "url": None})
+            self._write({**d, "pid": None, "url": None, "stopped": True})
 
 
 def local_target(home: str | os.PathLike | None = None, bentoml_home: str | os.PathLike | None = None, *,

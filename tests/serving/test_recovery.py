@@ -42,3 +42,14 @@ def test_the_state_round_trips_through_a_cursor():
     d = decide(DEAD, RecoveryState(), POLICY, now=5.0)
     assert RecoveryState.from_dict(d.state.to_dict()) == d.state
     assert RecoveryState.from_dict(None) == RecoveryState()
+
+
+def test_a_live_but_unready_server_gets_a_grace_period_before_a_restart():
+    policy = RecoveryPolicy(ready_timeout_s=60, max_attempts=2, window_s=600, unready_grace_s=45)
+    d1 = decide(STARTING, RecoveryState(), policy, now=0.0)
+    assert d1.action == "wait" and not d1.alert  # busy, perhaps: not killed at first look
+    d2 = decide(STARTING, d1.state, policy, now=30.0)
+    assert d2.action == "wait"
+    d3 = decide(STARTING, d2.state, policy, now=50.0)
+    assert d3.action == "restart" and d3.alert and "alive but not ready" in d3.reason
+    assert decide(UP, d3.state, policy, now=60.0).action == "recovered"

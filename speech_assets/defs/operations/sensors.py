@@ -6,18 +6,25 @@
   event log's storage id, so each batch is judged once), and the service's error rate and p95 latency per model
   version over the window since its previous tick (the previous scrape rides in the cursor), alerting once per
   breach and once more when it recovers.
+* `service_recovery_sensor` — a dead or unready service while a production model exists: alert, start it again with
+  the routing it had (`serving.recovery.decide` decides; `LocalTarget.restart(wait=False)` starts), "back" once ready.
 
 Deliveries that fail are written to the alert log and to the tick log; they never fail the tick.
 """
 
 import json
+import time
 
 import dagster as dg
 
 from speech_assets import settings
 from speech_assets.defs.operations.resources import AlertSinkResource
 from speech_assets.defs.serving.resources import ServingResource
+from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.operations.alerts import (
+    FIRING,
+    RESOLVED,
+    Alert,
     SLOState,
     counters_from_json,
     counters_to_json,
@@ -25,10 +32,16 @@ from speech_assets.operations.alerts import (
     evaluate_slo,
     run_failure_alert,
 )
+from speech_assets.registry.registry import ModelRegistry
 from speech_assets.serving.probe import scrape
+from speech_assets.serving.recovery import Observed, RecoveryState
+from speech_assets.serving.recovery import decide as decide_recovery
+from speech_assets.serving.rollout import publish_deployment_record
+from speech_assets.training.artifacts import MODEL_NAME
 
 RUN_FAILURE_INTERVAL_S = settings.sensor_interval_s("run_failure", 30)
 ALERT_INTERVAL_S = settings.sensor_interval_s("alert", 60)
+RECOVERY_INTERVAL_S = settings.sensor_interval_s("recovery", 30)
 SCRAPE_TIMEOUT_S = 5.0
 
 
@@ -123,3 +136,46 @@ def ops_alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertSinkResou
                                       "slo_scrape": scrape_json, "slo_url": scrape_url}))
     summary = f"{len(found)} alert(s) sent" + (f", {failed} webhook deliveries failed" if failed else "")
     return dg.SkipReason("; ".join([summary, *notes]))
+
+
+@dg.sensor(
+    name="service_recovery_sensor",
+    minimum_interval_seconds=RECOVERY_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A served model is never silently unserved: when the service is down or unready while a production "
+    "model exists (and no person stopped it), alerts and starts it again with the routing it had (a canary resumes "
+    "by its rules); says when it is back; after repeated failed starts hands over to a person. Each restart and "
+    "recovery is a deployment record in the store (the audit trail).",
+)
+def service_recovery_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResource,
+                            serving: ServingResource, alerts: AlertSinkResource):
+    target = serving.target()
+    status, routing = target.status(), target.routing()
+    production = None
+    if not status.ready:
+        production = ModelRegistry(store.open(), store.repository).production(MODEL_NAME)
+    observed = Observed(ready=status.ready, process_alive=status.pid is not None,
+                        deployed=bool(status.bento_tag) and routing is not None and not target.stopped_on_purpose,
+                        production_version=production.version if production else None)
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    decision = decide_recovery(observed, RecoveryState.from_dict(cursor.get("recovery")), now=time.time())
+    message = decision.reason
+    if decision.action == "restart":
+        try:
+            status = target.restart(wait=False)
+            message += f"; starting on {status.url or '?'} (pid {status.pid})"
+        except Exception as exc:  # noqa: BLE001 - a failed start is the next tick's (and the alert's) business
+            message += f"; start failed: {type(exc).__name__}: {exc}"
+    if decision.alert:
+        resolved = decision.action == "recovered"
+        alert = Alert("service", "info" if resolved else "critical",
+                      f"ASR service {'back' if resolved else 'down'}: {decision.action}",
+                      {"reason": message, "url": status.url or "", "routing_revision": status.routing_revision},
+                      dedupe_key=f"service-down:{target.home}", status=RESOLVED if resolved else FIRING)
+        delivery = alerts.sink().send(alert)
+        context.log.info(f"{alert.text()} — logged={delivery.logged}, webhook {delivery.webhook}")
+    if decision.action in ("restart", "recovered", "give_up") and routing is not None:
+        publish_deployment_record(store.open(), store.repository, status, routing,
+                                  f"service-recovery-{decision.action}", message)
+    context.update_cursor(json.dumps({"recovery": decision.state.to_dict()}))
+    return dg.SkipReason(f"{decision.action}: {message}")
