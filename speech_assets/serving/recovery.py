@@ -45,14 +45,15 @@ class RecoveryState:
 
     restarts: tuple[float, ...] = ()  # when each restart within the window began
     down_since: float | None = None  # first tick that found the service down (None: it is up)
+    handed_over: bool = False  # a person was called for this outage (said once, not every tick)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"restarts": list(self.restarts), "down_since": self.down_since}
+        return {"restarts": list(self.restarts), "down_since": self.down_since, "handed_over": self.handed_over}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "RecoveryState":
         d = d or {}
-        return cls(tuple(float(x) for x in d.get("restarts", ())), d.get("down_since"))
+        return cls(tuple(float(x) for x in d.get("restarts", ())), d.get("down_since"), bool(d.get("handed_over")))
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,13 @@ def decide(observed: Observed, state: RecoveryState, policy: RecoveryPolicy = Re
     - not ready, a restart began less than `ready_timeout_s` ago and its process is alive: "wait";
     - not ready, its process alive, no restart yet, unready for less than `unready_grace_s`: "wait" (busy, perhaps);
     - not ready otherwise: "restart" (alert on the first restart of an outage), unless `max_attempts` restarts
-      already began within `window_s`: then "give_up", with an alert naming `serving start` and the server log.
+      already began within `window_s`: then "give_up", with an alert naming `serving start` and the server log (the
+      first time in an outage; later ticks give up quietly until the service is back or the window has passed).
     """
     if observed.ready:
         if state.down_since is not None:
             return RecoveryDecision("recovered", f"service ready again after {now - state.down_since:.0f} s down",
-                                    True, replace(state, down_since=None))
+                                    True, replace(state, down_since=None, handed_over=False))
         return RecoveryDecision("healthy", "service ready", False, state)
     if not observed.deployed or observed.production_version is None:
         what = "nothing was ever deployed" if not observed.deployed else "no production model"
@@ -98,7 +100,7 @@ def decide(observed: Observed, state: RecoveryState, policy: RecoveryPolicy = Re
         return RecoveryDecision(
             "give_up", f"{len(recent)} restarts in {policy.window_s / 60:.0f} min did not bring the service back "
             f"(production {observed.production_version}): look at the server log under the serving home, then run "
-            "`python -m speech_assets serving start`", True, RecoveryState(recent, down_since))
+            "`python -m speech_assets serving start`", not state.handed_over, RecoveryState(recent, down_since, True))
     why = "process gone" if not observed.process_alive else "process alive but not ready"
     return RecoveryDecision(
         "restart", f"service down ({why}) while {observed.production_version} is in production: restarting with the "

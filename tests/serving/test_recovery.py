@@ -26,6 +26,8 @@ def test_a_restart_that_does_not_come_up_is_retried_then_handed_to_a_person():
     assert d2.action == "restart" and not d2.alert and "attempt 2 of 2" in d2.reason  # alerted already at first look
     d3 = decide(DEAD, d2.state, POLICY, now=140.0)
     assert d3.action == "give_up" and d3.alert and "serving start" in d3.reason
+    d4 = decide(DEAD, d3.state, POLICY, now=150.0)
+    assert d4.action == "give_up" and not d4.alert  # a person was called once, not every tick
     # outside the window the attempts are forgotten: a service that dies again a day later is restarted again
     assert decide(DEAD, d3.state, POLICY, now=140.0 + 86400).action == "restart"
 

@@ -174,7 +174,7 @@ def service_recovery_sensor(context: dg.SensorEvaluationContext, store: VersionS
                       dedupe_key=f"service-down:{target.home}", status=RESOLVED if resolved else FIRING)
         delivery = alerts.sink().send(alert)
         context.log.info(f"{alert.text()} — logged={delivery.logged}, webhook {delivery.webhook}")
-    if decision.action in ("restart", "recovered", "give_up") and routing is not None:
+    if (decision.action == "restart" or decision.alert) and routing is not None:
         publish_deployment_record(store.open(), store.repository, status, routing,
                                   f"service-recovery-{decision.action}", message)
     context.update_cursor(json.dumps({"recovery": decision.state.to_dict()}))
