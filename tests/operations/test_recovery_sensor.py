@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import dagster as dg
 
@@ -22,9 +19,9 @@ from speech_assets.registry.registry import ModelRegistry
 from speech_assets.serving.routing import ModelRef, RoutingState
 from speech_assets.serving.targets import _alive
 from speech_assets.storage.layout import DEPLOYMENT_RECORD
-from tests.serving.test_service import IMPORT, _in_env, _wav, post
+from tests.serving.test_local_target import build_bento
+from tests.serving.test_service import _wav, post
 
-ROOT = Path(__file__).resolve().parents[2]
 REPO = "speech-assets"
 
 
@@ -35,15 +32,7 @@ def _tick(resources, instance, cursor):
 
 def test_a_killed_server_is_alerted_restarted_with_its_routing_and_reported_back(tmp_path):
     bentoml_home = tmp_path / "bentoml"
-    env = dict(os.environ, BENTOML_HOME=str(bentoml_home), BENTOML_DO_NOT_TRACK="true")
-    env.pop("ASR_API_KEY", None)
-    tag = _in_env(env, IMPORT.format(seed=0, version="1.0.0"))
-    out = subprocess.run(
-        [str(Path(sys.executable).with_name("bentoml")), "build", "-f", "bentos/asr/bentofile.yaml", ".", "-o", "tag"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    bento = out.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    _, tag, bento = build_bento(bentoml_home)
     store = VersionStoreResource(local_root=str(tmp_path / "store"), repository=REPO)
     vs = store.open()
     vs.create_repository(REPO)

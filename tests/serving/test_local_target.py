@@ -18,8 +18,9 @@ from tests.serving.test_service import IMPORT, _in_env, _wav, post
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_local_target_deploys_keeps_and_stops(tmp_path):
-    env = dict(os.environ, BENTOML_HOME=str(tmp_path / "bentoml"), BENTOML_DO_NOT_TRACK="true")
+def build_bento(bentoml_home: Path) -> tuple[dict, str, str]:
+    """A model 1.0.0 imported into `bentoml_home` and the service built around it: (env, model tag, bento tag)."""
+    env = dict(os.environ, BENTOML_HOME=str(bentoml_home), BENTOML_DO_NOT_TRACK="true")
     env.pop("ASR_API_KEY", None)
     tag = _in_env(env, IMPORT.format(seed=0, version="1.0.0"))
     out = subprocess.run(
@@ -27,7 +28,11 @@ def test_local_target_deploys_keeps_and_stops(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    bento = out.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    return env, tag, out.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+
+
+def test_local_target_deploys_keeps_and_stops(tmp_path):
+    env, tag, bento = build_bento(tmp_path / "bentoml")
     target = LocalTarget(tmp_path / "serving", env={"BENTOML_HOME": env["BENTOML_HOME"], "BENTOML_DO_NOT_TRACK": "true"})
     routing = RoutingState().with_champion(ModelRef("1.0.0", tag, 1.0))
     status = target.deploy(bento, routing)
