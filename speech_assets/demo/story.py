@@ -183,6 +183,14 @@ def print_story_summary(story: Story) -> None:
                              min_speakers=int(policy.get("min_speakers", 3)))
         print(f"\nPer-slice WER on the same test utterances, {story.champion} (before) vs {story.challenger} (after):\n")
         print(before_after_markdown(table, story.champion, story.challenger))
+    if pointer.get("drift"):
+        from speech_assets.evaluation.promotion import drift_markdown
+        from speech_assets.evaluation.run import promotion_decision
+
+        _, decision = promotion_decision(vs, repo)
+        print(f"\nWhere the drift is: {pointer['drift']['batch_id']}'s drift test set (its new speakers held out of "
+              f"training: {pointer['drift'].get('note', '')}), {story.champion} (before) -> the challenger (after):\n")
+        print(drift_markdown(decision) or "no drift evidence")
     elif story.gate:
         print(f"\npromotion_gate: {story.gate}")
 

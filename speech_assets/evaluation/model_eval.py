@@ -50,6 +50,7 @@ class ModelOutputs:
                 "hypothesis": text,
                 "confidence": float(c),
                 "speaker": u.speaker,
+                "batch_id": u.batch_id,  # picks a drift release's drift test set (evaluation.promotion)
                 **u.subgroups,
             }
             for u, text, c in zip(self.utterances, self.outputs.texts(), confidences)

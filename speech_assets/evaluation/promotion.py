@@ -36,6 +36,21 @@ Two situations, both decided by explicit rules that each produce a
                                   evidence fails it.  Without a champion the anchor is
                                   reported in the notes, not gated
 
+*Drift-triggered release* (``drift`` given: the batch whose drift triggered the retrain and its drifted slices,
+``intake.holdout``) - judged where the drift is, on the drift test set (that batch's rows in the test split, carried
+by the rows' ``batch_id``), with either model:
+
+``drift_wer_no_regression[<batch>]``      the drift test set as a whole, paired vs the champion: not confidently
+                                          worse beyond ``slice_wer_tolerance`` (without a champion: under
+                                          ``slice_wer_floor``)
+``drift_wer_no_regression[<batch>:col=value]``  the same per drifted slice
+
+                                  A drift slice (or the whole set) below the minimum size is not judged and does
+                                  not pass silently: the decision *holds* ("no held-out evidence for <slice>", with
+                                  the numbers it has) and the release needs a named approval
+                                  (``governance.approvals``), as does a drift release with no drift test set
+                                  recorded at all.
+
 Slices below the minimum size are reported as notes, never gated: their
 intervals are too wide (or, with one speaker, degenerate) to decide on.  A
 rule whose statistic is undefined (NaN) fails - missing evidence is not a pass.
@@ -53,11 +68,15 @@ from typing import Any, Literal
 
 from .anchor import DEFAULT_ANCHOR_TOLERANCE, AnchorComparison, AnchorResult, compare_anchor
 from .bootstrap import PairedBootstrapResult, bootstrap_ci
-from .metrics import score_rows
-from .slices import DEFAULT_COLUMNS, OVERALL, TOO_FEW, SliceDelta, SliceResult, paired_slice_table, slice_table
+from .metrics import as_rows, score_rows
+from .slices import (DEFAULT_COLUMNS, OVERALL, TOO_FEW, SliceDelta, SliceResult, paired_slice_table, slice_table,
+                     too_few_note)
 
 __all__ = [
+    "DriftScope",
     "PromotionDecision",
+    "drift_evidence",
+    "drift_markdown",
     "PromotionPolicy",
     "RuleResult",
     "decide",
@@ -147,11 +166,39 @@ class RuleResult:
 
 
 @dataclass(frozen=True)
+class DriftScope:
+    """What triggered a drift release: the drifted batch and its drifted slices (``(column, value)``); ``recorded``
+    False when no drift test set was stored for the batch (nothing was held out)."""
+
+    batch_id: str
+    slices: tuple[tuple[str, str], ...] = ()
+    recorded: bool = True
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch_id": self.batch_id, "slices": [list(s) for s in self.slices], "recorded": self.recorded,
+                "note": self.note}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "DriftScope | None":
+        if not d:
+            return None
+        return cls(str(d["batch_id"]), tuple((str(c), str(v)) for c, v in d.get("slices", ())),
+                   bool(d.get("recorded", True)), str(d.get("note", "")))
+
+
+@dataclass(frozen=True)
 class PromotionDecision:
     passed: bool
     rules: list[RuleResult]
     mode: str  # "first_model" or "challenger_vs_champion"
     notes: list[str] = field(default_factory=list)
+    # evidence the gate could not judge about what triggered the release: the release waits for a named approval
+    holds: list[str] = field(default_factory=list)
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.passed and bool(self.holds)
 
     @property
     def failed_rules(self) -> list[str]:
@@ -163,10 +210,11 @@ class PromotionDecision:
             "mode": self.mode,
             "rules": [asdict(r) for r in self.rules],
             "notes": list(self.notes),
+            "holds": list(self.holds),
         }
 
     def markdown(self) -> str:
-        verdict = "PROMOTE" if self.passed else "REJECT"
+        verdict = ("HOLD FOR APPROVAL" if self.needs_approval else "PROMOTE") if self.passed else "REJECT"
         mode = "first model: absolute floors" if self.mode == "first_model" else "challenger vs champion"
         lines = [
             f"### Promotion decision: **{verdict}**",
@@ -180,9 +228,26 @@ class PromotionDecision:
             lines.append(f"| `{r.name}` | {'PASS' if r.passed else '**FAIL**'} | {_md_cell(r.detail)} |")
         if self.failed_rules:
             lines += ["", "Failed: " + ", ".join(f"`{n}`" for n in self.failed_rules) + "."]
+        if self.holds:
+            lines += ["", "Held for a named approval (evidence the gate could not judge):"]
+            lines += [f"- {_md_cell(h)}" for h in self.holds]
         if self.notes:
             lines += ["", "Notes:"] + [f"- {_md_cell(n)}" for n in self.notes]
         return "\n".join(lines) + "\n"
+
+
+def drift_markdown(decision: PromotionDecision) -> str:
+    """The drift test set's part of a decision: each drifted slice before -> after, or why it was not judged."""
+    rules = [r for r in decision.rules if r.name.startswith("drift_wer_no_regression[")]
+    if not rules and not decision.holds:
+        return ""
+    lines = ["| drift test set | result | before -> after (paired, 95 % CI) |", "|---|---|---|"]
+    for r in rules:
+        lines.append(f"| `{r.name.split('[', 1)[1].rstrip(']')}` | {'PASS' if r.passed else '**FAIL**'} | "
+                     f"{_md_cell(r.detail)} |")
+    for h in decision.holds:
+        lines.append(f"| | **HOLD** | {_md_cell(h)} |")
+    return "\n".join(lines) + "\n"
 
 
 def _md_cell(text: str) -> str:
@@ -338,6 +403,52 @@ def _ungated_notes(items: Sequence[SliceResult | SliceDelta]) -> list[str]:
     ]
 
 
+def drift_evidence(challenger_rows: Any, champion_rows: Any, scope: DriftScope, p: PromotionPolicy
+                   ) -> tuple[list[RuleResult], list[str]]:
+    """(rules, holds) on the drift test set of ``scope.batch_id``: the whole set, then each drifted slice."""
+    if not scope.recorded:
+        return [], [f"no held-out evidence for {scope.batch_id}: no drift test set was recorded for the batch "
+                    f"({scope.note or 'nothing held out'})"]
+    chal = [r for r in as_rows(challenger_rows) if r.get("batch_id") == scope.batch_id]
+    champ_by_id = ({r["utterance_id"]: r for r in as_rows(champion_rows)} if champion_rows is not None else None)
+    rules: list[RuleResult] = []
+    holds: list[str] = []
+    parts = [(None, None)] + list(scope.slices)
+    for col, value in parts:
+        label = scope.batch_id if col is None else f"{scope.batch_id}:{col}={value}"
+        what = "the drift test set" if col is None else f"{col}={value}"
+        rows = chal if col is None else [r for r in chal if str(r.get(col)) == value]
+        n_spk = len({r.get("speaker") for r in rows})
+        if len(rows) < p.min_utterances or n_spk < p.min_speakers:
+            have = ""
+            if rows:
+                ci = bootstrap_ci(rows, "wer", n_resamples=p.n_resamples, seed=p.seed, level=p.level)
+                have = f"; the numbers it has: challenger WER {ci.estimate:.4f}"
+                if champ_by_id is not None:
+                    mine = [champ_by_id[r["utterance_id"]] for r in rows if r["utterance_id"] in champ_by_id]
+                    if mine:
+                        have += f" vs champion {bootstrap_ci(mine, 'wer', n_resamples=p.n_resamples, seed=p.seed).estimate:.4f}"
+                have += f" on {len(rows)} utterances ({TOO_FEW}, no interval)"
+            holds.append(f"no held-out evidence for {what} (drift in {scope.batch_id}): "
+                         f"{too_few_note(len(rows), n_spk, p.min_utterances, p.min_speakers)} in its drift test "
+                         f"set{have}")
+            continue
+        rule_name = f"drift_wer_no_regression[{label}]"
+        if champ_by_id is None:
+            s = slice_table(rows, (), p.min_utterances, p.min_speakers, n_resamples=p.n_resamples, seed=p.seed,
+                            level=p.level)[0]
+            r = _floor_rule(rule_name, s, p.slice_wer_floor, p.slice_floor_bound, require_size=False)
+            rules.append(RuleResult(r.name, r.passed, f"{what}, drift test set: {r.detail}", r.evidence))
+            continue
+        pairs = [r for r in rows if r["utterance_id"] in champ_by_id]
+        d = paired_slice_table(pairs, [champ_by_id[r["utterance_id"]] for r in pairs], (), p.min_utterances,
+                               p.min_speakers, n_resamples=p.n_resamples, seed=p.seed, level=p.level)[0]
+        r = _regression_rule(rule_name, d.result, p.slice_wer_tolerance)
+        rules.append(RuleResult(r.name, r.passed, f"{what}, drift test set (before -> after): {r.detail}",
+                                r.evidence | {"batch_id": scope.batch_id, "column": col, "value": value}))
+    return rules, holds
+
+
 def decide(
     challenger_rows: Any,
     *,
@@ -347,6 +458,7 @@ def decide(
     policy: PromotionPolicy | None = None,
     anchor_rows: Any = None,
     champion_anchor_rows: Any = None,
+    drift: DriftScope | None = None,
 ) -> PromotionDecision:
     """Apply the promotion rules.
 
@@ -363,9 +475,15 @@ def decide(
     challenger's rows were given) otherwise.  Without a champion the
     challenger's anchor WER is a note, not a rule.  Calls that pass neither
     decide exactly as before.
+
+    ``drift``: the release was triggered by drift in ``drift.batch_id``; the
+    rows' ``batch_id`` picks its drift test set (:func:`drift_evidence`).
+    Where that evidence is too small the decision holds for approval.
     """
     policy = policy or PromotionPolicy()
     p = policy
+    drift_rules, holds = (drift_evidence(challenger_rows, champion_rows, drift, p) if drift is not None
+                          else ([], []))
     chal = score_rows(challenger_rows)
     rules: list[RuleResult] = []
     notes: list[str] = []
@@ -385,7 +503,8 @@ def decide(
         floors()
         if anchor_rows is not None:
             notes.append(_anchor_note(anchor_rows, p))
-        return PromotionDecision(all(r.passed for r in rules), rules, "first_model", notes)
+        rules.extend(drift_rules)
+        return PromotionDecision(all(r.passed for r in rules), rules, "first_model", notes, holds)
 
     if champion_ece is None:
         raise ValueError("champion_ece is required when comparing with a champion")
@@ -415,4 +534,5 @@ def decide(
         floors()
     else:
         notes.extend(_ungated_notes(deltas))
-    return PromotionDecision(all(r.passed for r in rules), rules, "challenger_vs_champion", notes)
+    rules.extend(drift_rules)
+    return PromotionDecision(all(r.passed for r in rules), rules, "challenger_vs_champion", notes, holds)

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 from speech_assets.evaluation.latency import RTFResult, measure_rtf
 from speech_assets.evaluation.model_eval import Evaluation, evaluate
-from speech_assets.evaluation.promotion import PromotionDecision, PromotionPolicy, decide
+from speech_assets.evaluation.promotion import DriftScope, PromotionDecision, PromotionPolicy, decide
 from speech_assets.evaluation.report import BaselineSummary, EvalReport, summarize_baseline
 from speech_assets.features.dataset import load_examples
 from speech_assets.features.logmel import FeatureConfig
@@ -33,6 +33,23 @@ from speech_assets.storage.layout import EVALUATION_POINTER, evaluation_paths
 from speech_assets.storage.publish import publish_objects
 
 _log = logging.getLogger(__name__)
+
+# The run tag the retrain sensor sets on a drift-triggered retrain: the batch whose drift test set judges it.
+DRIFT_BATCH_TAG = "speech_assets/drift_batch"
+
+
+def drift_scope(store: VersionStore, repo: str, data_commit: str, drift_batch: str | None) -> DriftScope | None:
+    """The gate's view of a drift trigger: the batch's stored drift test set (`intake.holdout`) at the data
+    commit the checkpoint trained on; `recorded=False` when none was stored (the gate then holds)."""
+    if not drift_batch:
+        return None
+    from speech_assets.intake.holdout import read_holdout
+
+    plan = read_holdout(store, repo, data_commit, drift_batch)
+    if plan is None:
+        return DriftScope(drift_batch, recorded=False, note=f"no holdout record for {drift_batch} at "
+                                                            f"{data_commit[:12]}")
+    return DriftScope(drift_batch, tuple((s.column, s.value) for s in plan.drifted), True, plan.note)
 
 
 @dataclass(frozen=True)
@@ -162,11 +179,12 @@ def _baseline(store, repo, commit, audible: list, n: int) -> BaselineSummary | N
 
 def evaluate_checkpoint(
     store: VersionStore, repo: str, checkpoint: tuple[dict, bytes], release, settings: EvaluationSettings, *,
-    model_name: str, run_id: str, log: logging.Logger = _log,
+    model_name: str, run_id: str, log: logging.Logger = _log, drift_batch: str | None = None,
 ) -> EvaluationRun:
     """Evaluate `checkpoint` (`training.artifacts.latest_checkpoint`'s record and bytes) against the production
     model of `model_name` and publish the result; `release` is the release policy as read from the store
-    (`governance.policy.read_policy`: its `.policy.gate`, `.commit`, `.stored`)."""
+    (`governance.policy.read_policy`: its `.policy.gate`, `.commit`, `.stored`). `drift_batch`: the release was
+    triggered by drift in that batch (the run's `DRIFT_BATCH_TAG`): the gate judges it on its drift test set."""
     info, blob = checkpoint
     data_commit = info["lineage"]["data_commit"]
     fconfig = FeatureConfig(**info["lineage"]["feature_config"])
@@ -227,6 +245,12 @@ def evaluate_checkpoint(
         "data_commit": data_commit,
         "excluded": {**examples.excluded, **excluded},  # reason -> utterances not evaluated (shown in the UI)
     }
+    scope = drift_scope(store, repo, data_commit, drift_batch)
+    if scope is not None:
+        pointer["drift"] = scope.to_dict()
+        n = sum(u.batch_id == drift_batch for u in test)
+        log.info(f"drift release: judged on {drift_batch}'s drift test set too ({n} test utterances of the batch; "
+                 f"drifted slices {', '.join(f'{c}={v}' for c, v in scope.slices) or 'none'})")
     objects = {
         pointer["report"]: ev.report.to_json().encode(),
         pointer["html"]: ev.report.html().encode(),
@@ -274,7 +298,7 @@ def promotion_decision(store: VersionStore, repo: str) -> tuple[dict, PromotionD
     policy = PromotionPolicy.from_dict(pointer["policy"]) if pointer.get("policy") else PromotionPolicy()
     return pointer, decide(rows, challenger_ece=pointer["ece"], champion_rows=champ,
                            champion_ece=pointer.get("champion_ece"), policy=policy, anchor_rows=anchor_rows,
-                           champion_anchor_rows=champion_anchor_rows)
+                           champion_anchor_rows=champion_anchor_rows, drift=DriftScope.from_dict(pointer.get("drift")))
 
 
 def _anchor_set(store: VersionStore, repo: str, log: logging.Logger):

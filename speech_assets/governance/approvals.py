@@ -21,10 +21,11 @@ No Dagster here: the canary controller and `registered_model` call `check_stage_
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from speech_assets.storage.audit_log import APPROVAL, PlatformEvent, new_event, read_events, record_event
-from speech_assets.governance.policy import GATED_STAGES, ReleasePolicy, load_policy
+from speech_assets.governance.policy import GATED_STAGES, ApprovalRule, ReleasePolicy, load_policy
 from speech_assets.registry.registry import ALLOWED_TRANSITIONS, ModelRegistry, Stage, UnknownVersionError, stages_path
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
 
@@ -100,8 +101,12 @@ def _never_in_production(store: VersionStore, repo: str, registry: ModelRegistry
 
 
 def check_stage_change(store: VersionStore, repo: str, policy: ReleasePolicy, registry: ModelRegistry,
-                       model: str, version: str, to_stage: str) -> ApprovalCheck:
+                       model: str, version: str, to_stage: str, *, gate_holds: Sequence[str] = ()) -> ApprovalCheck:
     """Does moving `model version` to `to_stage` need approvals under `policy`, and are they recorded?
+
+    `gate_holds`: what the promotion gate could not judge about the release's trigger ("no held-out evidence
+    for accent=x"); any hold makes a change to a gated stage need a named approval even where no policy rule
+    asks for one (the policy's rule for the change, if any, says how many and from whom; else one, anyone named).
 
     Raises UnknownVersionError for a version that is not registered (there is nothing to decide about)."""
     mv = registry.get(model, version)
@@ -109,11 +114,14 @@ def check_stage_change(store: VersionStore, repo: str, policy: ReleasePolicy, re
     subject = f"{model} {version} -> {to_stage}"
     if to_stage not in GATED_STAGES:
         return ApprovalCheck(False, True, message=f"{subject}: {to_stage} is never gated")
-    if policy.approvals.bootstrap_exempt and to_stage == "production" and _never_in_production(
+    rule = policy.approvals.rule_for(to_stage, bump)
+    if gate_holds:
+        rule = rule or ApprovalRule(to_stage, (bump,), 1, ())
+        subject += " (held by the promotion gate: " + "; ".join(gate_holds) + ")"
+    elif policy.approvals.bootstrap_exempt and to_stage == "production" and _never_in_production(
             store, repo, registry, model):
         return ApprovalCheck(False, True, message=f"{subject}: the first production model of {model} needs no "
                                                    "approval (bootstrap_exempt; the promotion gate's floors apply)")
-    rule = policy.approvals.rule_for(to_stage, bump)
     if rule is None:
         return ApprovalCheck(False, True, message=f"{subject}: no release-policy rule gates {to_stage} of a {bump} "
                                                    "version")

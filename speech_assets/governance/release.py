@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from speech_assets.evaluation.promotion import PromotionDecision
 from speech_assets.evaluation.run import promotion_decision
@@ -89,12 +89,12 @@ class Release:
 
 
 def approval_gate(store: VersionStore, repo: str, registry: ModelRegistry, version: str, stage: str,
-                  run_tags: Mapping[str, str], run_id: str) -> dict:
+                  run_tags: Mapping[str, str], run_id: str, gate_holds: Sequence[str] = ()) -> dict:
     """The release policy's approval check for `version -> stage`, taking an approval from the run's tags when
     one is needed and missing. Returns the check (as a dict, for the evidence); raises ReleaseRefused when the
     change still lacks its approvals."""
     policy = load_policy(store, repo)
-    check = check_stage_change(store, repo, policy, registry, MODEL_NAME, version, stage)
+    check = check_stage_change(store, repo, policy, registry, MODEL_NAME, version, stage, gate_holds=gate_holds)
     approver = (run_tags.get(APPROVED_BY_TAG) or "").strip()
     if check.required and not check.satisfied and approver:
         why = (run_tags.get(APPROVAL_REASON_TAG) or "").strip() or f"approved at the launch of run {run_id}"
@@ -104,7 +104,7 @@ def approval_gate(store: VersionStore, repo: str, registry: ModelRegistry, versi
         except ApprovalError as exc:
             raise ReleaseRefused(f"the run's approval ({APPROVED_BY_TAG}={approver}) was refused: {exc}. "
                                  f"{MODEL_NAME} {version} stays a candidate.") from None
-        check = check_stage_change(store, repo, policy, registry, MODEL_NAME, version, stage)
+        check = check_stage_change(store, repo, policy, registry, MODEL_NAME, version, stage, gate_holds=gate_holds)
     if check.required and not check.satisfied:
         raise ReleaseRefused(
             f"{check.message}. {MODEL_NAME} {version} is registered and stays a candidate (not deployed); "
@@ -188,7 +188,7 @@ def release_challenger(
         # Registered first, gated second: an approver approves a version number whose artifacts and eval report
         # are already in the registry (exactly what will be deployed), and a missing approval leaves a candidate,
         # which nothing deploys.
-        approval = approval_gate(store, repo, registry, version, stage, run_tags or {}, run_id)
+        approval = approval_gate(store, repo, registry, version, stage, run_tags or {}, run_id, decision.holds)
         why = f"promotion gate passed ({decision.mode})" + (": rolled out as a canary" if stage == "canary" else "")
         registry.set_stage(MODEL_NAME, version, stage, actor, why,
                            evidence={"approval": approval} if approval["required"] else None)

@@ -152,9 +152,16 @@ def swept_batches(store, repo: str, ref: str = DEFAULT_BRANCH) -> dict[str, dict
     return out
 
 
-def read_manifest_rows(store, repo: str, ref: str) -> list[dict]:
-    """The published manifest at `ref`, one dict per utterance."""
-    return pq.read_table(io.BytesIO(store.get_object(repo, ref, MANIFEST_PATH))).to_pylist()
+def read_manifest_rows(store, repo: str, ref: str, *, holdouts: bool = True) -> list[dict]:
+    """The published manifest at `ref`, one dict per utterance, with the drift holdouts stored at `ref` applied
+    (`intake.holdout`: a drifted batch's held-out speakers are in `test`, whatever their hash says). Every reader
+    of splits (training, evaluation, the probe set, the drift reference) goes through here, so they agree."""
+    rows = pq.read_table(io.BytesIO(store.get_object(repo, ref, MANIFEST_PATH))).to_pylist()
+    if not holdouts:
+        return rows
+    from speech_assets.intake.holdout import apply_holdouts, read_holdouts
+
+    return apply_holdouts(rows, read_holdouts(store, repo, ref))
 
 
 @dataclass(frozen=True)

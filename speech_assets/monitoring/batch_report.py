@@ -8,6 +8,11 @@ It reads the batch's feature statistics (not its audio) at main's head, the prod
 (`monitoring.reference`, built on first use) and the served model's confidences on up to `confidence_utterances`
 of the batch, and publishes the report at `storage.layout.drift_report_path(batch)`. A batch the production model
 was trained on is reported but never counts as drifted.
+
+A drifted batch gets its drift test set in the same commit (`intake.holdout.plan_drift_holdout`, stored at
+`storage.layout.holdout_path(batch)`): part of its new speakers held out of training, so the retrain the drift
+triggers is judged on the population that triggered it. A plan is made once per batch and never redrawn (a
+speaker once held out stays out of every later training).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 from dataclasses import dataclass
 
 from speech_assets.features.store import load_features, load_stats
+from speech_assets.intake.holdout import HoldoutPlan, HoldoutPolicy, plan_drift_holdout, read_holdout
 from speech_assets.intake.manifest import read_manifest_rows
 from speech_assets.monitoring.drift import DriftConfig, DriftReport, drift_report
 from speech_assets.monitoring.reference import (
@@ -27,7 +33,7 @@ from speech_assets.monitoring.reference import (
 )
 from speech_assets.registry.registry import ModelRegistry
 from speech_assets.storage.base import DEFAULT_BRANCH, VersionStore
-from speech_assets.storage.layout import drift_report_path
+from speech_assets.storage.layout import drift_report_path, holdout_path
 from speech_assets.storage.publish import publish_objects
 
 
@@ -40,6 +46,7 @@ class BatchDrift:
     in_reference: bool  # the production model was trained on this batch
     path: str
     commit: str  # main after the report was merged
+    holdout: HoldoutPlan | None = None  # the batch's drift test set (drifted batches only)
 
     @property
     def status(self) -> str:
@@ -51,7 +58,8 @@ class BatchDrift:
 
 
 def judge_batch(store: VersionStore, repo: str, batch_id: str, config: DriftConfig, *, model_name: str,
-                confidence_utterances: int, run_id: str) -> BatchDrift | None:
+                confidence_utterances: int, run_id: str,
+                holdout_policy: HoldoutPolicy = HoldoutPolicy()) -> BatchDrift | None:
     """Judge and store `batch_id`'s drift against `model_name`'s production version; None when nothing is in
     production (there is no population to drift from, and no reference is invented)."""
     registry = ModelRegistry(store, repo)
@@ -64,16 +72,22 @@ def judge_batch(store: VersionStore, repo: str, batch_id: str, config: DriftConf
     fc = feature_config_of(transcriber)
     stats = load_stats(store, repo, head, fc, batch_id)
     feats = load_features(store, repo, head, fc, batch_id)
-    rows = [r for r in read_manifest_rows(store, repo, head) if r["batch_id"] == batch_id]
+    all_rows = read_manifest_rows(store, repo, head)
+    rows = [r for r in all_rows if r["batch_id"] == batch_id]
     confidences = served_confidences(transcriber, samples_of_rows(store, repo, head, rows, feats),
                                      confidence_utterances)
     report = drift_report(batch_id, stats, reference, config, confidences)
     in_reference = batch_id in reference.get("batch_ids", [])
     body = {**report.to_dict(), "reference_model": production.version, "data_commit": head, "in_reference": in_reference}
     path = drift_report_path(batch_id)
-    commit = publish_objects(store, repo, {path: json.dumps(body, sort_keys=True, default=str).encode()},
+    objects = {path: json.dumps(body, sort_keys=True, default=str).encode()}
+    holdout = read_holdout(store, repo, head, batch_id)
+    if holdout is None and report.drifted and not in_reference:
+        holdout = plan_drift_holdout(all_rows, batch_id, holdout_policy)
+        objects[holdout_path(batch_id)] = holdout.to_json()
+    commit = publish_objects(store, repo, objects,
                              branch_prefix=f"drift-{batch_id}", message=f"drift_report {batch_id}",
                              metadata={"run_id": run_id, "batch_id": batch_id},
-                             content_types={path: "application/json"})
+                             content_types={p: "application/json" for p in objects})
     return BatchDrift(report, production.version, len(reference.get("batch_ids", [])), head, in_reference, path,
-                      commit)
+                      commit, holdout)

@@ -76,6 +76,7 @@ class RetrainDecision:
     data_commit: str | None = None
     from_scratch: bool = False  # never warm-start this retrain from the production model
     erasures: tuple[str, ...] = ()  # the erasure ids this retrain acts on
+    drift_batch: str | None = None  # the drifted batch that triggered it: its drift test set judges the release
 
 
 def decide(
@@ -149,9 +150,12 @@ def decide(
             state.pending_drift = None
         return RetrainDecision(True, kind, prefix + f"retrain: {why}", f"retrain-erasure-{key}", commit,
                                from_scratch=True, erasures=tuple(unhandled)), state
+    drift_batch = None
     if kind == "drift":
+        drift_batch = state.pending_drift["batch_id"]
         state.pending_drift = None
-    return RetrainDecision(True, kind, prefix + f"retrain: {why}", f"retrain-{commit[:16]}", commit), state
+    return RetrainDecision(True, kind, prefix + f"retrain: {why}", f"retrain-{commit[:16]}", commit,
+                           drift_batch=drift_batch), state
 
 
 def landed(state: RetrainState) -> RetrainState:

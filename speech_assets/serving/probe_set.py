@@ -3,6 +3,10 @@
 Chosen from the test split of the manifest (speakers never trained on), spread over accent x channel so a
 regression on one slice shows, deterministic (a hash of the utterance id orders the candidates), and pinned
 to the commit it was chosen at, so every canary step of a rollout is measured on the same audio.
+
+Drifted batches come first: up to `DRIFT_SHARE` of the set is drawn from the drift test sets (`intake.holdout`:
+the test-split rows of every batch a drift held speakers out of), so a release triggered by a new population is
+probed on that population, not only on the old one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from speech_assets.storage.base import NotFoundError
 from speech_assets.storage.layout import PROBE_SET_PATH
 
 _ALPHABET = set("abcdefghijklmnopqrstuvwxyz' ")
+DRIFT_SHARE = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -59,14 +64,9 @@ def stored_probe_set(store, repo: str, ref: str) -> ProbeSet | None:
         return None
 
 
-def select_probe_set(rows: Sequence[dict], commit: str, size: int, split: str = "test") -> ProbeSet:
-    """Up to `size` usable rows of `split`, taken round-robin over accent x channel cells."""
-    usable = [
-        r for r in rows
-        if r.get("split") == split and not r.get("redactions") and r.get("text") and set(r["text"]) <= _ALPHABET
-    ]
+def _round_robin(rows: Sequence[dict], size: int) -> list[dict]:
     cells: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in sorted(usable, key=lambda r: hashlib.sha256(r["utt_id"].encode()).hexdigest()):
+    for r in sorted(rows, key=lambda r: hashlib.sha256(r["utt_id"].encode()).hexdigest()):
         cells[(str(r.get("accent") or "unknown"), str(r.get("channel") or "unknown"))].append(r)
     order = sorted(cells)
     picked: list[dict] = []
@@ -74,6 +74,21 @@ def select_probe_set(rows: Sequence[dict], commit: str, size: int, split: str = 
         for cell in order:
             if cells[cell] and len(picked) < size:
                 picked.append(cells[cell].pop(0))
+    return picked
+
+
+def select_probe_set(rows: Sequence[dict], commit: str, size: int, split: str = "test",
+                     drift_batches: Sequence[str] = (), drift_share: float = DRIFT_SHARE) -> ProbeSet:
+    """Up to `size` usable rows of `split`, taken round-robin over accent x channel cells; up to
+    `drift_share` of them first from the rows of `drift_batches` (the drift test sets)."""
+    usable = [
+        r for r in rows
+        if r.get("split") == split and not r.get("redactions") and r.get("text") and set(r["text"]) <= _ALPHABET
+    ]
+    drifted = [r for r in usable if r.get("batch_id") in set(drift_batches)]
+    picked = _round_robin(drifted, int(size * drift_share)) if drifted else []
+    taken = {r["utt_id"] for r in picked}
+    picked += _round_robin([r for r in usable if r["utt_id"] not in taken], size - len(picked))
     items = tuple(
         ProbeItem(r["utt_id"], r["audio_path"], r["text"], str(r.get("accent") or "unknown"),
                   str(r.get("channel") or "unknown"))
@@ -89,4 +104,6 @@ def probe_set_from_manifest(store, repo: str, commit: str, size: int) -> ProbeSe
     # A batch whose raw audio the retention policy removed keeps its manifest rows but has no audio to probe with.
     swept = set(swept_batches(store, repo, commit))
     rows = [r for r in read_manifest_rows(store, repo, commit) if r.get("batch_id") not in swept]
-    return select_probe_set(rows, commit, size)
+    from speech_assets.intake.holdout import read_holdouts
+
+    return select_probe_set(rows, commit, size, drift_batches=[p.batch_id for p in read_holdouts(store, repo, commit)])

@@ -101,6 +101,11 @@ def published_marker_path(batch_id: str) -> str:
 
 # -- corpus -----------------------------------------------------------------------------------------------
 MANIFEST_PATH = "manifest/audio_manifest.parquet"
+HOLDOUT_PREFIX = "manifest/holdouts"
+
+
+def holdout_path(batch_id: str) -> str:
+    return f"{HOLDOUT_PREFIX}/{batch_id}.json"
 
 # -- features ---------------------------------------------------------------------------------------------
 FEATURES_PREFIX = "features"
@@ -238,6 +243,10 @@ KEYS: tuple[Key, ...] = (
     Key("manifest/audio_manifest.parquet", "intake.manifest (audio_manifest)",
         "features, training, evaluation, monitoring, serving.probe_set, governance", ROWS,
         "every published utterance with its speaker-disjoint split"),
+    Key("manifest/holdouts/<batch>.json", "intake.holdout (drift_report)",
+        "intake.manifest (read_manifest_rows), evaluation, serving.probe_set", NONE,
+        "a drifted batch's new speakers held out of training (sha256 digests of speaker keys, no pseudonym) and "
+        "its drifted slices: the drift test set"),
     Key("features/<config digest>/<batch>/", "features.store (features)", "training, evaluation, monitoring", ROWS,
         "log-mel arrays + offsets index + per-batch statistics"),
     Key("checkpoints/<digest16>/checkpoint.pt", "training.artifacts (asr_checkpoint)", "evaluation, registry",

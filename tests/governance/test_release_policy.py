@@ -208,6 +208,24 @@ def test_an_approver_not_on_the_rules_list_is_refused_and_does_not_count(store, 
     assert check.satisfied and check.approvers == ["carol"]
 
 
+def test_a_gate_hold_makes_an_ungated_change_need_one_named_approval(store, models):
+    """The promotion gate could not judge the drift that triggered a minor retrain: its canary waits for a name."""
+    policy = load_policy(store, REPO)
+    hold = "no held-out evidence for accent=caribbean (drift in day-09): too few to judge (1 speakers < 3)"
+    assert not check_stage_change(store, REPO, policy, models, NAME, "1.1.0", "canary").required
+    check = check_stage_change(store, REPO, policy, models, NAME, "1.1.0", "canary", gate_holds=[hold])
+    assert check.required and not check.satisfied and check.needed == 1
+    assert "held by the promotion gate: no held-out evidence for accent=caribbean" in check.message
+    assert "python -m speech_assets approve asr 1.1.0 --to canary" in check.message
+    approve(store, REPO, NAME, "1.1.0", "canary", "dana", "listened to the caribbean clips")
+    check = check_stage_change(store, REPO, policy, models, NAME, "1.1.0", "canary", gate_holds=[hold])
+    assert check.satisfied and check.approvers == ["dana"]
+    # a rule of the policy for that change still says how many and who
+    carol = ReleasePolicy(ApprovalPolicy(rules=(ApprovalRule("canary", ("minor",), 1, ("carol",)),)))
+    check = check_stage_change(store, REPO, carol, models, NAME, "1.1.0", "canary", gate_holds=[hold])
+    assert not check.satisfied and check.approvers == [] and "--who carol" in check.message
+
+
 def test_check_says_what_is_gated_and_what_to_run(store, models):
     policy = load_policy(store, REPO)
     check = check_stage_change(store, REPO, policy, models, NAME, "2.0.0", "production")

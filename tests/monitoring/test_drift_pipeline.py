@@ -92,6 +92,13 @@ def test_the_training_population_is_quiet_and_a_new_accent_on_the_phone_drifts(w
     assert json.loads(vs.get_object(REPO, "main", "monitoring/drift/day-03.json"))["drifted"] is True
     inside = _report(world, "day-01")
     assert inside["status"].startswith("in the reference") and inside["drifted"] is False
+    # the drifted batch got its drift test set in the same commit as its report; the quiet ones got none
+    from speech_assets.intake.holdout import read_holdout
+
+    plan = read_holdout(vs, REPO, "main", "day-03")
+    assert plan is not None and ("accent", "caribbean") in {(s.column, s.value) for s in plan.drifted}
+    assert drifted["drift_test_utterances"] == plan.test_utterances and "new speaker(s)" in drifted["drift_test_set"]
+    assert read_holdout(vs, REPO, "main", "day-02") is None and "drift_test_set" not in same
 
 
 def test_the_retrain_sensor_fires_once_for_the_drifted_commit(world):
@@ -104,6 +111,7 @@ def test_the_retrain_sensor_fires_once_for_the_drifted_commit(world):
     head = world["vs"].resolve(REPO, "main")
     assert request.run_key == f"retrain-{head[:16]}" and request.tags["speech_assets/trigger"] == "drift"
     assert "day-03" in request.tags["speech_assets/reason"]
+    assert request.tags["speech_assets/drift_batch"] == "day-03"  # eval_report judges on its drift test set
     assert request.run_config["ops"]["asr_checkpoint"]["config"]["warm_start"] is True
     again = retrain_sensor(dg.build_sensor_context(instance=world["instance"], resources=resources,
                                                    cursor=result.cursor))

@@ -21,6 +21,7 @@ def run(state, now, drift=(), head="h" * 40, new=0, age=3600.0, busy=False):
 def test_drift_fires_once_then_waits_for_the_rearm():
     d, s = run(RetrainState(), 0, [ev("day-04", 2.3)], head="a" * 40)
     assert d.fire and d.trigger == "drift" and d.run_key == "retrain-" + "a" * 16 and "day-04" in d.reason
+    assert d.drift_batch == "day-04"  # the sensor tags the run with it: the gate judges its drift test set
     d, s = run(s, 5000, [ev("day-05", 2.1)], head="b" * 40)  # still drifting: no second retrain
     assert not d.fire and "trigger already used" in d.reason
     d, s = run(s, 6000, [ev("day-06", 0.5)])
@@ -36,7 +37,7 @@ def test_a_score_between_the_thresholds_neither_fires_nor_rearms():
 
 def test_cooldown_and_daily_budget_hold_a_trigger_and_it_fires_later():
     d, s = run(RetrainState(), 0, new=5000, head="a" * 40)
-    assert d.fire and d.trigger == "new_data"
+    assert d.fire and d.trigger == "new_data" and d.drift_batch is None
     d, s = run(s, 100, [ev("day-05", 3.0)])
     assert not d.fire and d.trigger == "drift" and "cooldown" in d.reason
     d, s = run(s, 700, [], head="b" * 40)  # the held drift trigger survives the cooldown and fires

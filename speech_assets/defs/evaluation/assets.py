@@ -7,7 +7,7 @@ import dagster as dg
 
 from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.defs.training.assets import asr_checkpoint
-from speech_assets.evaluation.run import EvaluationSettings, evaluate_checkpoint, promotion_decision
+from speech_assets.evaluation.run import DRIFT_BATCH_TAG, EvaluationSettings, evaluate_checkpoint, promotion_decision
 from speech_assets.governance.policy import read_policy
 from speech_assets.training.artifacts import MODEL_NAME, latest_checkpoint
 
@@ -83,7 +83,8 @@ def anchor_set(context: dg.AssetExecutionContext, store: VersionStoreResource) -
 def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: VersionStoreResource) -> dg.MaterializeResult:
     vs, repo = store.open(), store.repository
     run = evaluate_checkpoint(vs, repo, latest_checkpoint(vs, repo), read_policy(vs, repo), config.to_domain(),
-                              model_name=MODEL_NAME, run_id=context.run.run_id, log=context.log)
+                              model_name=MODEL_NAME, run_id=context.run.run_id, log=context.log,
+                              drift_batch=context.run.tags.get(DRIFT_BATCH_TAG))
     report = run.report
     return dg.MaterializeResult(metadata={
         "commit_in": dg.MetadataValue.text(run.data_commit),
@@ -114,7 +115,20 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, store: Ve
         **{f"wer/{column}={value}": wer for (column, value), wer in run.slice_wers().items()},
         **({} if run.baseline_wer is None else {"baseline_wer": run.baseline_wer}),
         **_anchor_metadata(run.evaluation.anchor),
+        **_drift_metadata(vs, repo, run.pointer),
     })
+
+
+def _drift_metadata(vs, repo: str, pointer: dict) -> dict:
+    """A drift release: its drift test set's slices before -> after (the gate's own rules), or what it lacks."""
+    if not pointer.get("drift"):
+        return {}
+    from speech_assets.evaluation.promotion import drift_markdown
+
+    _, decision = promotion_decision(vs, repo)
+    return {"drift_batch": pointer["drift"]["batch_id"],
+            "drift_test_set": dg.MetadataValue.md(drift_markdown(decision) or "no drift evidence"),
+            "holds_for_approval": "; ".join(decision.holds) or "none"}
 
 
 def _anchor_metadata(section) -> dict:
@@ -147,6 +161,8 @@ def promotion_gate(store: VersionStoreResource) -> dg.AssetCheckResult:
             "mode": decision.mode,
             "rules": len(decision.rules),
             "failed_rules": ", ".join(decision.failed_rules) or "none",
+            # passed but held: the release waits for a named approval (evidence about its trigger was too thin)
+            "holds_for_approval": "; ".join(decision.holds) or "none",
             "champion_version": pointer.get("champion_version") or "",
             "decision": dg.MetadataValue.md(decision.markdown()),
         },

@@ -73,6 +73,14 @@ def drift_report(context: dg.AssetExecutionContext, config: DriftAssetConfig, st
     for s in report.signals:
         if s.value is not None:
             metadata[f"signal/{s.name}"] = float(round(s.value, 5))
+    if judged.holdout is not None:
+        h = judged.holdout
+        metadata["drift_test_set"] = dg.MetadataValue.md(
+            f"{h.note}\n\nDrifted slices: " + (", ".join(
+                f"`{s.label}` ({s.share_in_batch:.0%} of the batch, {s.share_elsewhere:.0%} elsewhere)"
+                for s in h.drifted) or "none"))
+        metadata["drift_test_utterances"] = h.test_utterances
+        metadata["drift_test_speakers"] = h.test_speakers
     if judged.drifted:
         context.log.warning(f"drift in {batch}: {', '.join(report.fired)} (score {report.score:.2f})")
     return dg.MaterializeResult(metadata=metadata)

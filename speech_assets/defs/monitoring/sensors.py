@@ -21,6 +21,7 @@ from speech_assets import settings
 from speech_assets.defs.monitoring.resources import RetrainSettings
 from speech_assets.defs.storage.resources import VersionStoreResource
 from speech_assets.defs.training.jobs import train_and_deploy
+from speech_assets.evaluation.run import DRIFT_BATCH_TAG
 from speech_assets.intake.manifest import read_manifest_rows
 from speech_assets.monitoring.retrain import DriftEvent, RetrainState, decide, landed
 from speech_assets.registry.marks import erasure_marks
@@ -96,6 +97,8 @@ def retrain_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResou
     run_config = retrain.run_config()
     tags = {"speech_assets/trigger": decision.trigger, "speech_assets/data_commit": decision.data_commit,
             "speech_assets/reason": decision.reason[:250]}
+    if decision.drift_batch:
+        tags[DRIFT_BATCH_TAG] = decision.drift_batch  # eval_report judges the release on its drift test set
     if decision.from_scratch or marks:
         run_config = _from_scratch(run_config, json.loads(retrain.scratch_train_config_json))
         tags["speech_assets/erasures"] = ",".join(decision.erasures or marks)[:250]
