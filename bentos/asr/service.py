@@ -36,6 +36,10 @@ ROUTING_FILE = os.environ.get("ASR_ROUTING_FILE", "")
 MAX_UPLOAD_BYTES = int(os.environ.get("ASR_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
 MAX_DURATION_S = float(os.environ.get("ASR_MAX_DURATION_S", "30"))
 REQUEST_TIMEOUT_S = float(os.environ.get("ASR_REQUEST_TIMEOUT_S", "30"))
+# Fault injection for chaos tests and game days (off unless set): a JSON file {"<model version>": {"delay_s": s}}
+# adds that much latency to every answer of that version, re-read when it changes. It slows answers, never fails
+# them: it is how a test makes a promoted model degrade after its canary (the bake guard must roll it back).
+FAULT_FILE = os.environ.get("ASR_FAULT_FILE", "")
 SAMPLE_RATE = 16000
 # BentoML sheds a batched call (503 "process is overloaded") when it predicts the batch would take longer than
 # this; at 300 ms it shed 1 request of 638 during a canary switch (measured), so the budget is on the request
@@ -226,6 +230,27 @@ class _Routing:
         return self.state
 
 
+class _Faults:
+    """The injected faults of `FAULT_FILE`, by model version (none when the variable is unset)."""
+
+    def __init__(self, path: str):
+        self.path, self._stamp, self.faults = path, None, {}
+
+    def delay_s(self, version: str) -> float:
+        if not self.path:
+            return 0.0
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_size)
+            if stamp != self._stamp:
+                import json
+
+                self.faults, self._stamp = json.loads(Path(self.path).read_text() or "{}"), stamp
+        except (FileNotFoundError, ValueError):
+            self.faults, self._stamp = {}, None
+        return float((self.faults.get(version) or {}).get("delay_s", 0.0))
+
+
 class ModelUnavailable(RuntimeError):
     """The routed model could not be loaded (its reason is in the server log and in this message)."""
 
@@ -318,6 +343,7 @@ class ASR:
     def __init__(self) -> None:
         self.routing = _Routing(ROUTING_FILE, load_models=False)
         self.api_key = os.environ.get("ASR_API_KEY") or None
+        self.faults = _Faults(FAULT_FILE)
 
     def _authorize(self, ctx: bentoml.Context) -> None:
         if self.api_key is None:
@@ -366,6 +392,11 @@ class ASR:
                 REQUESTS.labels(model_version=version, outcome="server_error", traffic=traffic).inc()
                 raise
         version = out["model_version"]
+        delay = self.faults.delay_s(version)
+        if delay > 0:  # an injected fault (ASR_FAULT_FILE): a slow answer, still an answer
+            import asyncio
+
+            await asyncio.sleep(delay)
         elapsed = time.perf_counter() - started
         REQUESTS.labels(model_version=version, outcome="ok", traffic=traffic).inc()
         LATENCY.labels(model_version=version, traffic=traffic).observe(elapsed)

@@ -12,7 +12,9 @@ with a named author, a reason and a `policy_change` audit event riding the same 
       "rollback":  {"max_error_rate": 0.02, "max_p95_latency_s": 2.0, "max_p95_latency_ratio": 2.0,
                     "min_confidence_ratio": 0.85, "max_probe_wer": 0.25, "max_probe_wer_delta": 0.02},
       "gate":      {"wer_floor": 0.10, "slice_wer_floor": 0.25, "max_ece": 0.10, "wer_tolerance": 0.005,
-                    "slice_wer_tolerance": 0.02, "ece_tolerance": 0.02, "min_utterances": 30, "min_speakers": 3}
+                    "slice_wer_tolerance": 0.02, "ece_tolerance": 0.02, "min_utterances": 30, "min_speakers": 3},
+      "rollout":   {"mode": "canary", "bake_window_s": 900.0, "bake_min_requests": 20, "min_effect": 0.02,
+                    "power": 0.8, "alpha": 0.05, "ab_split": 50.0, "ab_looks": 4}
     }
 
 Only what something enforces is in here:
@@ -24,7 +26,11 @@ Only what something enforces is in here:
   and how large a slice must be to be gated. A value set in `eval_report`'s run config overrides it for that run;
 * `risk` and `rollback` — the canary controller's `CanaryPolicy` (`to_canary_policy`): the traffic steps and the
   evidence needed per step, and the guardrails whose breach rolls the challenger back at once.  The serving
-  resource may still override single fields for one deployment (tests do); otherwise the stored policy decides.
+  resource may still override single fields for one deployment (tests do); otherwise the stored policy decides;
+* `rollout` — how a release is compared and watched (`RolloutPolicy`): canary or A/B, the minimum WER effect the
+  comparison must be able to detect at `power` and `alpha` (`evaluation.power` sizes the sample from it), the A/B
+  split and its planned number of looks, and the bake window after a promotion (`serving.bake`, with the
+  `rollback` guardrails).
 
 No Dagster here; the `policy` CLI (`policy_cli.py`) and the sensors are the faces of it.
 """
@@ -38,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from speech_assets.evaluation.promotion import PromotionPolicy
+from speech_assets.serving.bake import BakePolicy
 from speech_assets.serving.canary import CanaryPolicy
 from speech_assets.storage.audit_log import POLICY_CHANGE, new_event, stage_event
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
@@ -131,6 +138,30 @@ _ROLLBACK_FIELDS = ("max_error_rate", "max_p95_latency_s", "max_p95_latency_rati
                     "max_probe_wer", "max_probe_wer_delta")
 
 
+ROLLOUT_MODES = ("canary", "ab")
+
+
+@dataclass(frozen=True)
+class RolloutPolicy:
+    """How a release is compared with the champion and watched after it wins."""
+
+    mode: str = "canary"  # "canary": stepped traffic with guardrails; "ab": a fixed split and a sequential test
+    bake_window_s: float = BakePolicy.window_s  # after a promotion, how long the new model is still on probation
+    bake_min_requests: int = BakePolicy.min_requests  # live requests it must serve before the bake may end
+    min_effect: float = 0.02  # the smallest WER change (absolute) the comparison must be able to detect
+    power: float = 0.8  # at this power ...
+    alpha: float = 0.05  # ... and this two-sided significance level
+    ab_split: float = 50.0  # A/B mode: percent of traffic to the challenger, fixed for the whole test
+    ab_looks: int = 4  # A/B mode: planned analyses (O'Brien-Fleming alpha spending over them)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _ROLLOUT_FIELDS}
+
+
+_ROLLOUT_FIELDS = ("mode", "bake_window_s", "bake_min_requests", "min_effect", "power", "alpha", "ab_split",
+                   "ab_looks")
+
+
 _GATE_FLOATS = ("wer_floor", "slice_wer_floor", "max_ece", "wer_tolerance", "slice_wer_tolerance", "ece_tolerance",
                 "calibration_tolerance")
 _GATE_INTS = ("min_utterances", "min_speakers")
@@ -161,14 +192,21 @@ class ReleasePolicy:
     risk: RiskPolicy = field(default_factory=RiskPolicy)
     rollback: RollbackPolicy = field(default_factory=RollbackPolicy)
     gate: GatePolicy = field(default_factory=GatePolicy)
+    rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
 
     def to_canary_policy(self) -> CanaryPolicy:
         return CanaryPolicy(steps=tuple(self.risk.canary_steps), min_requests=self.risk.min_requests,
                             **{k: getattr(self.rollback, k) for k in _ROLLBACK_FIELDS})
 
+    def to_bake_policy(self) -> BakePolicy:
+        """The bake guard after a promotion: the rollout's window, the canary's guardrails."""
+        rb = self.rollback
+        return BakePolicy(self.rollout.bake_window_s, self.rollout.bake_min_requests, rb.max_error_rate,
+                          rb.max_p95_latency_s, rb.max_p95_latency_ratio, rb.max_probe_wer, rb.max_probe_wer_delta)
+
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA_VERSION, "approvals": self.approvals.to_json(), "risk": self.risk.to_json(),
-                "rollback": self.rollback.to_json(), "gate": self.gate.to_json()}
+                "rollback": self.rollback.to_json(), "gate": self.gate.to_json(), "rollout": self.rollout.to_json()}
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), indent=2, sort_keys=True).encode() + b"\n"
@@ -269,7 +307,7 @@ def _parse(value: Any) -> ReleasePolicy:
     problems: list[str] = []
     if not isinstance(value, Mapping):
         raise PolicyError([f"the policy must be a JSON object, got {type(value).__name__}"])
-    _check_keys(value, "$", ("schema", "approvals", "risk", "rollback", "gate"), problems)
+    _check_keys(value, "$", ("schema", "approvals", "risk", "rollback", "gate", "rollout"), problems)
     schema = value.get("schema", SCHEMA_VERSION)
     if schema != SCHEMA_VERSION:
         problems.append(f"schema: this code reads schema {SCHEMA_VERSION}, got {schema!r}")
@@ -340,6 +378,7 @@ def _parse(value: Any) -> ReleasePolicy:
             problems.append(f"gate.{k}: must be an integer >= 1, got {v!r}")
             v = getattr(gate_defaults, k)
         gate_values[k] = v
+    rollout = _parse_rollout(_section(value, "rollout", problems), problems)
     if problems:
         raise PolicyError(problems)
     return ReleasePolicy(
@@ -347,7 +386,30 @@ def _parse(value: Any) -> ReleasePolicy:
         RiskPolicy(tuple(float(s) for s in steps), min_requests),
         rollback,
         GatePolicy(**gate_values),
+        rollout,
     )
+
+
+def _parse_rollout(ro: Mapping[str, Any], problems: list[str]) -> RolloutPolicy:
+    _check_keys(ro, "rollout", _ROLLOUT_FIELDS, problems)
+    d = RolloutPolicy()
+    mode = ro.get("mode", d.mode)
+    if mode not in ROLLOUT_MODES:
+        problems.append(f"rollout.mode: must be one of {', '.join(ROLLOUT_MODES)}, got {mode!r}")
+        mode = d.mode
+    ints = {}
+    for k, low in (("bake_min_requests", 0), ("ab_looks", 1)):
+        v = ro.get(k, getattr(d, k))
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            problems.append(f"rollout.{k}: must be an integer >= {low}, got {v!r}")
+            v = getattr(d, k)
+        ints[k] = v
+    window = _number(ro, "rollout", "bake_window_s", d.bake_window_s, problems, low=0)
+    effect = _number(ro, "rollout", "min_effect", d.min_effect, problems, low=0, low_open=True, high=1)
+    power = _number(ro, "rollout", "power", d.power, problems, low=0, low_open=True, high=0.999)
+    alpha = _number(ro, "rollout", "alpha", d.alpha, problems, low=0, low_open=True, high=0.5)
+    split = _number(ro, "rollout", "ab_split", d.ab_split, problems, low=0, low_open=True, high=99)
+    return RolloutPolicy(mode, window, ints["bake_min_requests"], effect, power, alpha, split, ints["ab_looks"])
 
 
 # -- in the store -------------------------------------------------------------------------------------------

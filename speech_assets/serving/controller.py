@@ -17,6 +17,11 @@ A tick, in order:
      release policy's named approvals, see speech_assets.governance.approvals): while it is unsatisfied the
      challenger holds at its current weight (`awaiting_approval`, with the command to run), and the guardrails
      keep being evaluated every tick, so a challenger that degrades while it waits is still rolled back.
+  6. after a promotion, with a `bake_policy`, the new production model is on probation for the bake window
+     (`serving.bake`): every tick judges its live metrics since the promotion and its probe WER against the
+     previous production model's on the same audio; a breach rolls back to the previous version (registry
+     `rollback` with the evidence, then the routing: the service loads the old model before it switches, so no
+     request fails), the window passing ends the bake (`baked`, recorded).
 
 The cursor (a JSON-able dict the caller keeps between ticks) holds the window's id and baseline scrape.
 """
@@ -29,9 +34,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from speech_assets.serving import metrics as prom
+from speech_assets.serving.bake import Bake, BakePolicy, decide_bake
 from speech_assets.serving.canary import CanaryDecision, CanaryPolicy, ProbeResult, VersionMetrics, decide
 from speech_assets.serving.probe import run_probe, scrape
-from speech_assets.serving.routing import CHALLENGER, CHAMPION, RoutingState
+from speech_assets.serving.routing import CHALLENGER, CHAMPION, ModelRef, RoutingState
 
 ACTOR = "canary_controller"
 
@@ -39,7 +45,7 @@ ACTOR = "canary_controller"
 @dataclass
 class TickOutcome:
     # idle | out_of_sync | not_ready | window_opened | hold | awaiting_approval | step | promote | rollback |
-    # reconciled
+    # reconciled | baking | baked | bake_rollback
     action: str
     message: str
     cursor: dict
@@ -49,7 +55,7 @@ class TickOutcome:
 
     @property
     def changed_routing(self) -> bool:
-        return self.action in ("step", "promote", "rollback", "reconciled")
+        return self.action in ("step", "promote", "rollback", "reconciled", "bake_rollback")
 
 
 def _clean(value):
@@ -80,8 +86,10 @@ class CanaryController:
         # (version, to_stage) -> an object with .required, .satisfied, .approvers, .message (an ApprovalCheck);
         # None: no approval gate (the caller decided none applies)
         approval: Callable[[str, str], object] | None = None,
+        # the watch after a promotion (None: none; a promotion ends the controller's interest in the version)
+        bake_policy: BakePolicy | None = None,
     ):
-        self.target, self.registry, self.policy = target, registry, policy
+        self.target, self.registry, self.policy, self.bake_policy = target, registry, policy, bake_policy
         self.model_name, self.probes, self.api_key, self.actor, self.clock = model_name, probes, api_key, actor, clock
         self.scrape, self.run_probe = scrape_fn, probe_fn
         self.approval = approval
@@ -99,6 +107,9 @@ class CanaryController:
         if drift is not None:
             return TickOutcome("out_of_sync", drift, {}, routing)
         if routing.challenger is None:
+            bake = cursor.get("bake")
+            if self.bake_policy is not None and bake and bake.get("version") == routing.champion.version:
+                return self._bake_tick(routing, cursor)
             return TickOutcome("idle", f"no canary in flight; {routing.champion.version} serves all traffic",
                                {}, routing)
         status = self.target.status()
@@ -181,9 +192,54 @@ class CanaryController:
         self.target.apply_routing(new)
         next_cursor = ({"window": f"{v}@{new.revision}", "opened_at": self.clock(), "baseline": prom.counters_to_json(now)}
                        if new.challenger is not None else {})
+        if decision.action == "promote" and self.bake_policy is not None:
+            probe = (evidence.get("probe") or {}).get("champion")
+            bake = Bake.after_promotion(
+                v, routing.champion, started_at=self.clock(),
+                previous_probe=ProbeResult(**probe) if probe else None,
+                previous_p95_s=((evidence.get("window") or {}).get("champion") or {}).get("p95_latency_s"))
+            next_cursor = {"bake": bake.to_dict(), "baseline": prom.counters_to_json(now)}
         verb = {"step": f"stepped {v} to {decision.weight:g}%", "promote": f"promoted {v}",
                 "rollback": f"rolled back {v}"}[decision.action]
         return TickOutcome(decision.action, f"{verb}: {decision.reason}", next_cursor, new, decision, evidence)
+
+    # -- after a promotion ---------------------------------------------------------------------------------
+    def _bake_tick(self, routing: RoutingState, cursor: dict) -> TickOutcome:
+        bake = Bake.from_dict(cursor["bake"])
+        v = bake.version
+        status = self.target.status()
+        if not status.ready:
+            return TickOutcome("not_ready", f"bake of {v}: the service is not ready ({status.url or 'not running'})",
+                               cursor, routing)
+        now = self.scrape(status.url)
+        window = prom.window(now, prom.counters_from_json(cursor["baseline"]))
+        mine = window.get(v, VersionMetrics())
+        elapsed = self.clock() - bake.started_at
+        probe = None
+        if mine.requests >= self.bake_policy.min_requests or mine.errors or elapsed >= self.bake_policy.window_s:
+            utterances = list(self.probes())
+            if utterances:
+                probe, _ = self.run_probe(status.url, CHAMPION, utterances, api_key=self.api_key, expect_version=v)
+        decision = decide_bake(bake, self.clock(), mine, probe, self.bake_policy)
+        evidence = _clean({"bake": decision.to_dict(), "since_promotion": {"version": v, **asdict(mine)},
+                           "previous": bake.previous, "previous_probe_wer": bake.previous_probe_wer,
+                           "previous_p95_s": bake.previous_p95_s, "elapsed_s": elapsed,
+                           "probe": asdict(probe) if probe else None, "policy": self.bake_policy.to_dict(),
+                           "service": status.url, "routing_revision": routing.revision})
+        if decision.action == "watch":
+            return TickOutcome("baking", f"bake of {v}: {decision.reason}", cursor, routing, evidence=evidence)
+        if decision.action == "baked":
+            self.registry.record_decision(self.model_name, v, self.actor, f"bake passed: {decision.reason}", evidence)
+            return TickOutcome("baked", f"bake of {v} passed: {decision.reason}", {}, routing, evidence=evidence)
+        previous = bake.previous
+        # registry first (with the evidence), then routing: a crash between the two is repaired by `_out_of_sync`
+        # (the registry's production is not the service's champion: the deployment assets run)
+        self.registry.rollback(self.model_name, previous["version"], self.actor,
+                               f"bake guard rolled {v} back: {decision.reason}", evidence=evidence)
+        new = routing.with_champion(ModelRef(previous["version"], previous["tag"], float(previous["temperature"])))
+        self.target.apply_routing(new)
+        return TickOutcome("bake_rollback", f"rolled back {v} to {previous['version']}: {decision.reason}", {},
+                           new, evidence=evidence)
 
     def _out_of_sync(self, routing: RoutingState) -> str | None:
         """Why the deployment does not serve what the registry says (None when it does)."""

@@ -265,3 +265,65 @@ def test_a_minor_version_is_checked_and_let_through(world):
     out = _run(ctl, out.cursor, service, {"1.1.0": 30})
     assert out.action == "promote" and calls == ["1.1.0"] and out.evidence["approval"]["required"] is False
     assert registry.production(NAME).version == "1.1.0"
+
+
+# -- the bake guard after a promotion ----------------------------------------------------------------------
+def _promoted_with_bake(world, window_s=600.0):
+    from speech_assets.serving.bake import BakePolicy
+
+    registry, target, service, _ = world
+    clock = {"t": 1000.0}
+    ctl = CanaryController(
+        target, registry, CanaryPolicy(min_requests=20, steps=(100.0,)), probes=lambda: [(b"wav", "hello")] * 8,
+        scrape_fn=service.scrape, probe_fn=service.probe, clock=lambda: clock["t"],
+        bake_policy=BakePolicy(window_s=window_s, min_requests=20))
+    target.state = target.state.with_weight(100.0)
+    service.wer["1.0.0"] = 0.12
+    out = _run(ctl, None)
+    out = _run(ctl, out.cursor, service, {"1.1.0": 30, "1.0.0": 5})
+    assert out.action == "promote" and registry.production(NAME).version == "1.1.0"
+    bake = out.cursor["bake"]
+    assert bake["version"] == "1.1.0" and bake["previous"]["version"] == "1.0.0"
+    assert bake["previous_probe_wer"] == pytest.approx(0.12)  # the replaced model's WER on the same probe audio
+    return registry, target, service, ctl, clock, out
+
+
+def test_a_promoted_model_that_stays_healthy_is_baked_after_the_window(world):
+    registry, target, service, ctl, clock, out = _promoted_with_bake(world)
+    clock["t"] += 60
+    out = _run(ctl, out.cursor, service, {"1.1.0": 5})
+    assert out.action == "baking" and "5 of 20 live requests" in out.message and target.state.champion.version == "1.1.0"
+    clock["t"] += 120
+    out = _run(ctl, out.cursor, service, {"1.1.0": 40})
+    assert out.action == "baking" and "min of the window left" in out.message
+    clock["t"] += 600
+    out = _run(ctl, out.cursor, service, {"1.1.0": 40})
+    assert out.action == "baked" and out.cursor == {} and registry.production(NAME).version == "1.1.0"
+    last = registry.audit_log(NAME)[-1]
+    assert last.reason.startswith("bake passed") and last.evidence["bake"]["action"] == "baked"
+    assert _run(ctl, out.cursor).action == "idle"
+
+
+def test_a_promoted_model_that_degrades_is_rolled_back_to_the_previous_version(world):
+    registry, target, service, ctl, clock, out = _promoted_with_bake(world)
+    clock["t"] += 60
+    service.wer["1.1.0"] = 0.30  # it passed the canary, then went bad
+    out = _run(ctl, out.cursor, service, {"1.1.0": 25})
+    assert out.action == "bake_rollback" and out.changed_routing and "probe_wer" in out.message
+    assert target.state.champion.version == "1.0.0" and target.state.challenger is None
+    assert registry.production(NAME).version == "1.0.0" and registry.get(NAME, "1.1.0").stage is Stage.ARCHIVED
+    event = next(e for e in reversed(registry.audit_log(NAME)) if e.action == "rollback" and e.version == "1.0.0")
+    assert event.to_stage == "production" and event.reason.startswith("bake guard rolled 1.1.0 back") and event.evidence["bake"]["action"] == "rollback"
+    rules = {r["name"]: r["passed"] for r in event.evidence["bake"]["rules"]}
+    assert rules == {"error_rate": True, "p95_latency": True, "probe_wer": False}
+    assert event.evidence["previous_probe_wer"] == pytest.approx(0.12)
+    assert registry.verify_audit_chain(NAME).ok
+    assert _run(ctl, out.cursor).action == "idle"
+
+
+def test_errors_after_a_promotion_roll_back_without_waiting_for_the_sample(world):
+    registry, target, service, ctl, clock, out = _promoted_with_bake(world)
+    service.serve("1.1.0", 4, errors=3)
+    out = _run(ctl, out.cursor)
+    assert out.action == "bake_rollback" and "error_rate" in out.message
+    assert registry.production(NAME).version == "1.0.0"

@@ -4,12 +4,17 @@ One story, one server (start-up costs seconds): the first registered model is de
 enters as a 10 % canary without a restart, and the sensor — ticked the way the daemon ticks it — steps it to
 50 and 100 % and promotes it while three client loops run, none of their requests failing; then a deliberately
 broken challenger (its checkpoint does not load) goes out and the sensor rolls it back on its live errors and
-failed probes, again with no failed user request.  Every decision is in the registry's audit trail.
+failed probes, again with no failed user request; an operator's rollback in the registry is deployed; and a
+challenger that passes its canary and degrades after its promotion (an injected fault slows its answers) is rolled
+back by the bake guard to the version it replaced, again with no failed user request, with the evidence in the
+audit trail and an alert in the alert log.  Every decision is in the registry's audit trail.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
 import time
 from collections import Counter
 
@@ -21,6 +26,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from speech_assets.defs.operations.resources import AlertSinkResource
 from speech_assets.defs.serving.assets import asr_bento, asr_deployment
 from speech_assets.defs.serving.resources import ServingResource
 from speech_assets.defs.serving.sensors import canary_sensor
@@ -104,7 +110,11 @@ def _tick_until(ctx_factory, wanted: set[str], max_ticks: int = 40, pause_s: flo
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serving_assets")
     _seed_store(tmp / "store")
+    # the served process reads its injected faults from here (none until the bake test writes one)
+    old_fault = os.environ.get("ASR_FAULT_FILE")
+    os.environ["ASR_FAULT_FILE"] = str(tmp / "faults.json")
     resources = {
+        "alerts": AlertSinkResource(log_path=str(tmp / "alerts.jsonl")),
         "store": VersionStoreResource(repository=REPO, local_root=str(tmp / "store")),
         # random tiny models transcribe noise as noise: the probe WER ceiling is lifted, the delta rule stays
         "serving": ServingResource(home=str(tmp / "serving"), bentoml_home=str(tmp / "bentoml"), port=0, min_requests=8,
@@ -114,6 +124,10 @@ def world(tmp_path_factory):
     instance = dg.DagsterInstance.ephemeral()
     yield {"tmp": tmp, "resources": resources, "instance": instance}
     resources["serving"].target().stop()
+    if old_fault is None:
+        os.environ.pop("ASR_FAULT_FILE", None)
+    else:
+        os.environ["ASR_FAULT_FILE"] = old_fault
 
 
 def _registry(world) -> tuple[LocalVersionStore, ModelRegistry]:
@@ -233,4 +247,60 @@ def test_a_rollback_by_hand_in_the_registry_is_deployed(world):
         time.sleep(0.2)
     assert answered[-1] == "1.0.0" and set(answered) <= {"1.0.0", "1.0.1"}
     assert canary_sensor(_ctx_factory(world)(None)).skip_message.startswith("idle")
+    vs.close()
+
+
+def test_a_promoted_model_that_degrades_is_rolled_back_by_the_bake_guard_with_no_failed_request(world):
+    """The same weights recalibrated (a patch) pass the canary; right after the promotion an injected fault makes
+    the new production model answer 1.5 s late; the bake guard (p95 ceiling 1 s for this deployment) rolls back to
+    the version it replaced while three client loops run; none of their requests fails."""
+    vs, registry = _registry(world)
+    assert registry.production("asr").version == "1.0.0"
+    version = _register(registry, _tiny_checkpoint(0), 1.03, "canary")
+    dep = _materialize(world)["asr_deployment"]
+    assert dep["action"].value == "canary" and dep["challenger"].value == version
+    serving = world["resources"]["serving"]
+    fields = {k: getattr(serving, k) for k in type(serving).model_fields}
+    resources = {**world["resources"], "serving": ServingResource(
+        **{**fields, "max_p95_latency_s": 1.0, "bake_window_s": 120.0})}
+    assert resources["serving"].bake_policy().window_s == 120.0 and resources["serving"].home == serving.home
+    faults = world["tmp"] / "faults.json"
+    seen, cursor, results = [], None, []
+    with _users(world["url"]) as users:
+        for _ in range(80):
+            ctx = dg.build_sensor_context(instance=world["instance"], cursor=cursor, resources=resources)
+            result = canary_sensor(ctx)
+            cursor = ctx.cursor if isinstance(result, dg.SkipReason) else result.cursor
+            action = (result.skip_message if isinstance(result, dg.SkipReason)
+                      else result.asset_events[0].metadata["action"].value).split(":")[0]
+            seen.append(action)
+            results.append(result)
+            if action == "promote":
+                faults.write_text(json.dumps({version: {"delay_s": 1.5}}))  # it degrades after its canary
+            if action in ("bake_rollback", "rollback", "baked"):
+                break
+            time.sleep(1.0)
+        time.sleep(2.0)
+        before = Counter(users.by_version)
+        time.sleep(2.0)
+        after = +(users.by_version - before)
+    faults.unlink(missing_ok=True)
+    print(f"FIGURES bake_rollback requests_sent={users.sent} failed={len(users.failed)} "
+          f"by_version={dict(users.by_version)} ticks={seen}")
+    assert "promote" in seen and seen[-1] == "bake_rollback", seen
+    assert seen[seen.index("promote") + 1:-1] and set(seen[seen.index("promote") + 1:-1]) <= {"baking"}
+    assert users.failed == [], users.failed[:3]
+    assert after and set(after) == {"1.0.0"}  # the replaced version answers everyone again
+    assert registry.production("asr").version == "1.0.0" and registry.get("asr", version).stage is Stage.ARCHIVED
+    assert read_state(world["tmp"] / "serving" / "routing.json").champion.version == "1.0.0"
+    restored = next(e for e in reversed(registry.audit_log("asr")) if e.action == "rollback" and e.version == "1.0.0")
+    assert restored.actor == "canary_sensor" and restored.reason.startswith(f"bake guard rolled {version} back")
+    rules = {r["name"]: r["passed"] for r in restored.evidence["bake"]["rules"]}
+    assert restored.evidence["policy"]["window_s"] == 120.0 and restored.evidence["policy"]["max_p95_latency_s"] == 1.0
+    assert rules["p95_latency"] is False and restored.evidence["since_promotion"]["p95_latency_s"] > 1.0
+    alerts = [json.loads(x) for x in (world["tmp"] / "alerts.jsonl").read_text().splitlines()]
+    rollback_alerts = [a for a in alerts if a["kind"] == "rollback" and a["details"]["rolled_back"] == version]
+    assert rollback_alerts and rollback_alerts[-1]["details"]["action"] == "bake_rollback"
+    assert "after its promotion (bake guard)" in rollback_alerts[-1]["title"]
+    assert registry.verify_audit_chain("asr").ok
     vs.close()

@@ -7,6 +7,7 @@ from typing import Optional
 import dagster as dg
 
 from speech_assets.governance.policy import ReleasePolicy
+from speech_assets.serving.bake import BakePolicy
 from speech_assets.serving.canary import CanaryPolicy
 from speech_assets import settings
 from speech_assets.serving.targets import DEFAULT_HOST, DEFAULT_PORT, LocalTarget, local_target
@@ -38,6 +39,7 @@ class ServingResource(dg.ConfigurableResource):
     max_probe_wer: Optional[float] = None
     max_probe_wer_delta: Optional[float] = None
     probe_utterances: int = 30
+    bake_window_s: Optional[float] = None  # unset: the release policy's rollout.bake_window_s
 
     @property
     def home_dir(self) -> Path:
@@ -62,6 +64,22 @@ class ServingResource(dg.ConfigurableResource):
         }
         if self.canary_steps is not None:
             overrides["steps"] = tuple(float(s) for s in self.canary_steps)
+        return dataclasses.replace(base, **overrides)
+
+    def bake_policy(self, release: Optional[ReleasePolicy] = None) -> BakePolicy:
+        """The watch after a promotion: the release policy's bake window and guardrails, then this resource's
+        overrides (the same guardrail fields as the canary's, so one deployment is judged one way throughout)."""
+        base = (release or ReleasePolicy()).to_bake_policy()
+        overrides = {
+            name: getattr(self, name)
+            for name in ("max_error_rate", "max_p95_latency_s", "max_p95_latency_ratio", "max_probe_wer",
+                         "max_probe_wer_delta")
+            if getattr(self, name) is not None
+        }
+        if self.bake_window_s is not None:
+            overrides["window_s"] = float(self.bake_window_s)
+        if self.min_requests is not None:
+            overrides["min_requests"] = self.min_requests
         return dataclasses.replace(base, **overrides)
 
 

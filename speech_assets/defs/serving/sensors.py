@@ -2,7 +2,9 @@
 back (speech_assets.serving.controller does the work; this is the Dagster face of it).
 
 Each tick's outcome is in the sensor's tick log; every step, promotion and rollback is also written to the
-registry's audit trail with its evidence and shown as an observation of `asr_deployment`.
+registry's audit trail with its evidence and shown as an observation of `asr_deployment`. After a promotion the
+same sensor keeps the new production model on probation for the release policy's bake window
+(`serving.bake`); a rollback, of a canary or after a promotion, is also an alert (kind "rollback").
 
 The canary's steps and guardrails and the approvals a promotion needs come from the release policy on main
 (`speech_assets.governance.policy`), read afresh every tick, so a policy change applies from the next tick.
@@ -13,6 +15,7 @@ import json
 import dagster as dg
 
 from speech_assets import settings
+from speech_assets.defs.operations.resources import AlertSinkResource
 from speech_assets.defs.serving.jobs import deploy_models
 from speech_assets.defs.serving.resources import ServingResource
 from speech_assets.defs.storage.resources import VersionStoreResource
@@ -49,7 +52,8 @@ def _probe_loader(vs, repo: str):
     description="Steps a canary's traffic 10 → 50 → 100 %, promotes it, or rolls it back on live metrics "
     "(error rate, p95 latency, mean confidence) and WER on a labelled probe set sent through the service.",
 )
-def canary_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResource, serving: ServingResource):
+def canary_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResource, serving: ServingResource,
+                  alerts: AlertSinkResource):
     vs, repo = store.open(), store.repository
     release = read_policy(vs, repo)
     registry = ModelRegistry(vs, repo)
@@ -58,6 +62,7 @@ def canary_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResour
         probes=_probe_loader(vs, repo), api_key=serving.api_key, actor="canary_sensor",
         approval=lambda version, to_stage: check_stage_change(vs, repo, release.policy, registry, MODEL_NAME,
                                                               version, to_stage),
+        bake_policy=serving.bake_policy(release.policy),
     )
     outcome = controller.tick(json.loads(context.cursor) if context.cursor else None)
     cursor = json.dumps(outcome.cursor)
@@ -103,7 +108,25 @@ def canary_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResour
     }
     if outcome.decision is not None:
         metadata["decision"] = dg.MetadataValue.md(outcome.decision.markdown())
+    if outcome.evidence:
         metadata["evidence"] = dg.MetadataValue.json(outcome.evidence)
+    if outcome.action in ("rollback", "bake_rollback"):
+        _alert_rollback(context, alerts, outcome)
     return dg.SensorResult(
         asset_events=[dg.AssetObservation(asset_key="asr_deployment", metadata=metadata)], cursor=cursor,
     )
+
+
+def _alert_rollback(context, alerts: AlertSinkResource, outcome) -> None:
+    """A rollback took a version out of service on its own: tell a person (the evidence is in the audit trail)."""
+    from speech_assets.operations.alerts import Alert
+
+    after = "after its promotion (bake guard)" if outcome.action == "bake_rollback" else "during its canary"
+    rolled = (outcome.evidence.get("since_promotion") or {}).get("version") or (
+        ((outcome.evidence.get("window") or {}).get("challenger") or {}).get("version", "?"))
+    alert = Alert("rollback", "critical", f"{rolled} rolled back {after}: {outcome.message}"[:300],
+                  {"action": outcome.action, "rolled_back": rolled, "serving": outcome.routing.champion.version,
+                   "routing_revision": outcome.routing.revision, "reason": outcome.message},
+                  dedupe_key=f"rollback-{rolled}")
+    delivery = alerts.sink().send(alert)
+    context.log.warning(f"alert sent: {alert.text()} ({delivery})")
