@@ -118,6 +118,8 @@ class CanaryEvent:
     reason: str
     actor: str = ""
     failed_rules: tuple[str, ...] = ()
+    probe_power: float | None = None  # the power its probe comparison had (the canary's sample plan)
+    live_sample: str = ""  # "65 / 149": live requests served / planned
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ class DashboardData:
     canary_events: tuple[CanaryEvent, ...] = ()
     service: ServiceSnapshot | None = None
     notes: tuple[str, ...] = ()  # anything that could not be gathered, said plainly on the page
+    rollout: Mapping[str, Any] | None = None  # the release policy's rollout criteria at the commit
 
 
 # -- gathering ------------------------------------------------------------------------------------------------
@@ -238,8 +241,10 @@ def canary_events_from_audit(events: Iterable[Any]) -> list[CanaryEvent]:
         if not is_canary:
             continue
         evidence = dict(e.evidence or {})
-        decision = evidence.get("decision") if isinstance(evidence.get("decision"), Mapping) else {}
-        if decision.get("action"):
+        decision = next((evidence[k] for k in ("decision", "bake") if isinstance(evidence.get(k), Mapping)), {})
+        if "bake" in evidence and decision.get("action"):
+            action = "bake " + str(decision["action"])
+        elif decision.get("action"):
             action = str(decision["action"])
         elif e.action == "rollback":
             action = "rollback"
@@ -253,9 +258,13 @@ def canary_events_from_audit(events: Iterable[Any]) -> list[CanaryEvent]:
             action = e.action
         failed = tuple(str(r.get("name")) for r in decision.get("rules") or ()
                        if isinstance(r, Mapping) and not r.get("passed", True))
+        sample = evidence.get("sample") if isinstance(evidence.get("sample"), Mapping) else {}
+        live = (f"{sample['live_requests']} / {sample['live_requests_needed']}"
+                if sample.get("live_requests") is not None and sample.get("live_requests_needed") else "")
         out.append(CanaryEvent(
             ts=e.ts, version=e.version, action=action, weight_before=_float(evidence.get("weight")),
             weight_after=_float(decision.get("weight")), reason=e.reason, actor=e.actor, failed_rules=failed,
+            probe_power=_float(sample.get("probe_power")), live_sample=live,
         ))
     return out
 
@@ -307,10 +316,18 @@ def collect_dashboard_data(
             notes.append(f"{s.path}: not a JSON drift report ({exc})")
 
     events = canary_events_from_audit(registry.audit_log(model, ref=commit)) if listed else []
+    rollout = None
+    try:
+        from speech_assets.governance.policy import read_policy
+
+        stored = read_policy(store, repo, commit)
+        rollout = {**stored.policy.rollout.to_json(), "stored": stored.stored}
+    except ValueError as exc:  # a policy that does not parse: said on the page, not raised
+        notes.append(f"release policy unreadable: {exc}")
     return DashboardData(
         model=model, generated_at=utc_now_iso(), store_commit=commit, production=production, canary=canary,
         versions=tuple(versions), drift=tuple(drift), canary_events=tuple(events[-max_canary_events:]),
-        notes=tuple(notes),
+        notes=tuple(notes), rollout=rollout,
     )
 
 
@@ -462,6 +479,7 @@ def summary_markdown(data: DashboardData) -> str:
         ("Drift reports / drifted", f"{k['drift_batches']} / {k['drifted_batches']}"),
         ("Latest drift", f"{k['latest_drift_batch']}: score {k['latest_drift_score']:.2f}" if data.drift else "none"),
         ("Last canary decision", f"{last.ts} {last.version} {last.action}" if last else "none"),
+        ("Rollout criteria", rollout_criteria(data.rollout).split(": ", 1)[-1]),
         ("Service", service),
     ]
     lines = ["| Item | Value |", "|---|---|", *(f"| {_md_cell(a)} | {_md_cell(b)} |" for a, b in rows)]
@@ -609,17 +627,33 @@ def _drift_section(data: DashboardData) -> str:
     return "\n".join(parts) + "</section>"
 
 
+def rollout_criteria(rollout: Mapping[str, Any] | None) -> str:
+    """The release policy's rollout criteria in one line (plain text)."""
+    if not rollout:
+        return "rollout criteria: unknown"
+    r = rollout
+    return (f"rollout criteria ({'stored release policy' if r.get('stored') else 'release policy defaults'}): "
+            f"mode {r['mode']}" + (f" ({r['ab_split']:g} % split, {r['ab_looks']} planned looks)" if r["mode"] == "ab"
+                                   else "")
+            + f"; minimum effect {r['min_effect']:.1%} WER at power {r['power']:.0%}, alpha {r['alpha']:g}; "
+              f"bake window {r['bake_window_s'] / 60:.1f} min after a promotion "
+              f"(at least {r['bake_min_requests']} live requests)")
+
+
 def _canary_section(data: DashboardData) -> str:
-    parts = ['<section id="canary"><h2>Canary decisions</h2>']
+    parts = ['<section id="canary"><h2>Canary decisions</h2>',
+             f"<p>{html_lib.escape(rollout_criteria(data.rollout))}.</p>"]
     if not data.canary_events:
-        return parts[0] + '<p class="empty">No canary rollout has been recorded yet.</p></section>'
+        return "\n".join(parts) + '<p class="empty">No canary rollout has been recorded yet.</p></section>'
     parts.append("<p>From the registry's hash-chained audit trail, oldest first; weight is the challenger's share "
-                 "of live traffic before and after the decision.</p>")
+                 "of live traffic before and after the decision; power is what its probe comparison had to detect "
+                 "the minimum effect, live sample the live requests served of those its plan needs.</p>")
     rows = [[e.ts[:19].replace("T", " "), e.version, e.action, _weight(e.weight_before), _weight(e.weight_after),
-             e.reason if len(e.reason) <= 400 else e.reason[:399] + "…", ", ".join(e.failed_rules), e.actor]
+             e.reason if len(e.reason) <= 400 else e.reason[:399] + "…", ", ".join(e.failed_rules),
+             "" if e.probe_power is None else f"{e.probe_power:.0%}", e.live_sample, e.actor]
             for e in data.canary_events]
     parts.append(_table(["time (UTC)", "version", "action", "weight before", "weight after", "reason",
-                         "failed rules", "actor"], rows, "canary"))
+                         "failed rules", "power (probe)", "live sample", "actor"], rows, "canary"))
     return "\n".join(parts) + "</section>"
 
 

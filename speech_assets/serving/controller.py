@@ -88,7 +88,11 @@ class CanaryController:
         approval: Callable[[str, str], object] | None = None,
         # the watch after a promotion (None: none; a promotion ends the controller's interest in the version)
         bake_policy: BakePolicy | None = None,
+        # the canary's sample plan (`serving.sample_plan`, as a dict; None: not sized): it does not promote before
+        # its challenger has served the planned live requests, and every decision records the plan and the power
+        sample_plan: Callable[[], dict | None] = lambda: None,
     ):
+        self.sample_plan = sample_plan
         self.target, self.registry, self.policy, self.bake_policy = target, registry, policy, bake_policy
         self.model_name, self.probes, self.api_key, self.actor, self.clock = model_name, probes, api_key, actor, clock
         self.scrape, self.run_probe = scrape_fn, probe_fn
@@ -119,7 +123,12 @@ class CanaryController:
         now = self.scrape(status.url)
         window_id = f"{routing.challenger.version}@{routing.revision}"
         if cursor.get("window") != window_id:
-            cursor = {"window": window_id, "opened_at": self.clock(), "baseline": prom.counters_to_json(now)}
+            # the canary's own start (its first window) is kept across steps: the planned sample counts them all
+            start = cursor.get("canary") if (cursor.get("canary") or {}).get("version") == routing.challenger.version \
+                else {"version": routing.challenger.version, "baseline": prom.counters_to_json(now),
+                      "started_at": self.clock()}
+            cursor = {"window": window_id, "opened_at": self.clock(), "baseline": prom.counters_to_json(now),
+                      "canary": start}
             return TickOutcome(
                 "window_opened",
                 f"evidence window opened for {routing.challenger.version} at {routing.weight:g}% "
@@ -144,7 +153,15 @@ class CanaryController:
             champ_probe, _ = self.run_probe(status.url, CHAMPION, utterances, api_key=self.api_key,
                                        expect_version=routing.champion.version)
         decision = decide(routing.weight, champ, chal, chal_probe, champ_probe, self.policy)
+        sample = self._sample(routing, now, cursor)
+        if decision.action == "promote" and sample and sample["live_requests"] < sample["live_requests_needed"]:
+            decision = CanaryDecision(
+                "hold", routing.weight, decision.rules,
+                f"healthy at {routing.weight:g}%, but {sample['live_requests']} of the {sample['live_requests_needed']} "
+                f"live requests its sample plan needs (zero failures: an error rate below "
+                f"{sample['max_error_rate']:.1%} at alpha {sample['alpha']:g})")
         evidence = _clean({
+            "sample": sample,
             "decision": decision.to_dict(),
             "window": {"opened_at": cursor.get("opened_at"), "closed_at": self.clock(),
                        "champion": {"version": routing.champion.version, **asdict(champ)},
@@ -190,7 +207,8 @@ class CanaryController:
                                     f"canary rolled back: {decision.reason}", evidence=evidence)
             new = routing.rolled_back()
         self.target.apply_routing(new)
-        next_cursor = ({"window": f"{v}@{new.revision}", "opened_at": self.clock(), "baseline": prom.counters_to_json(now)}
+        next_cursor = ({"window": f"{v}@{new.revision}", "opened_at": self.clock(), "baseline": prom.counters_to_json(now),
+                        "canary": cursor.get("canary")}
                        if new.challenger is not None else {})
         if decision.action == "promote" and self.bake_policy is not None:
             probe = (evidence.get("probe") or {}).get("champion")
@@ -202,6 +220,15 @@ class CanaryController:
         verb = {"step": f"stepped {v} to {decision.weight:g}%", "promote": f"promoted {v}",
                 "rollback": f"rolled back {v}"}[decision.action]
         return TickOutcome(decision.action, f"{verb}: {decision.reason}", next_cursor, new, decision, evidence)
+
+    def _sample(self, routing: RoutingState, now, cursor: dict) -> dict | None:
+        """The plan, with what the canary has so far: live requests served by the challenger since it entered."""
+        plan = self.sample_plan()
+        if not plan or plan.get("version") not in (None, routing.challenger.version):
+            return None  # not sized, or sized for another challenger
+        start = cursor.get("canary") or {}
+        since = prom.window(now, prom.counters_from_json(start["baseline"])) if "baseline" in start else {}
+        return {**plan, "live_requests": since.get(routing.challenger.version, VersionMetrics()).requests}
 
     # -- after a promotion ---------------------------------------------------------------------------------
     def _bake_tick(self, routing: RoutingState, cursor: dict) -> TickOutcome:

@@ -64,10 +64,23 @@ def stored_probe_set(store, repo: str, ref: str) -> ProbeSet | None:
         return None
 
 
+def _speakers_first(rows: list[dict]) -> list[dict]:
+    """One utterance of every speaker first (in the given order), then the rest: a probe set of n utterances spans
+    as many speakers as it can (speakers, not utterances, are the unit of a paired comparison)."""
+    seen: set[str] = set()
+    first, rest = [], []
+    for r in rows:
+        spk = str(r.get("speaker_key") or r.get("speaker") or r["utt_id"])
+        (rest if spk in seen else first).append(r)
+        seen.add(spk)
+    return first + rest
+
+
 def _round_robin(rows: Sequence[dict], size: int) -> list[dict]:
     cells: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in sorted(rows, key=lambda r: hashlib.sha256(r["utt_id"].encode()).hexdigest()):
         cells[(str(r.get("accent") or "unknown"), str(r.get("channel") or "unknown"))].append(r)
+    cells = defaultdict(list, {c: _speakers_first(v) for c, v in cells.items()})
     order = sorted(cells)
     picked: list[dict] = []
     while len(picked) < size and any(cells.values()):
@@ -97,13 +110,23 @@ def select_probe_set(rows: Sequence[dict], commit: str, size: int, split: str = 
     return ProbeSet(commit, items)
 
 
+def probe_speakers(probe: ProbeSet, rows: Sequence[dict]) -> int:
+    """How many distinct speakers the probe set's items come from (by the manifest rows)."""
+    spk = {r["utt_id"]: str(r.get("speaker_key") or r.get("speaker") or r["utt_id"]) for r in rows}
+    return len({spk.get(i.utt_id, i.utt_id) for i in probe.items})
+
+
 def probe_set_from_manifest(store, repo: str, commit: str, size: int) -> ProbeSet:
-    from speech_assets.intake.manifest import read_manifest_rows
-    from speech_assets.intake.manifest import swept_batches
+    return choose_probe_set(store, repo, commit, size)[0]
+
+
+def choose_probe_set(store, repo: str, commit: str, size: int) -> tuple[ProbeSet, int]:
+    """The probe set chosen from the manifest at `commit`, and how many speakers it spans."""
+    from speech_assets.intake.holdout import read_holdouts
+    from speech_assets.intake.manifest import read_manifest_rows, swept_batches
 
     # A batch whose raw audio the retention policy removed keeps its manifest rows but has no audio to probe with.
     swept = set(swept_batches(store, repo, commit))
     rows = [r for r in read_manifest_rows(store, repo, commit) if r.get("batch_id") not in swept]
-    from speech_assets.intake.holdout import read_holdouts
-
-    return select_probe_set(rows, commit, size, drift_batches=[p.batch_id for p in read_holdouts(store, repo, commit)])
+    probe = select_probe_set(rows, commit, size, drift_batches=[p.batch_id for p in read_holdouts(store, repo, commit)])
+    return probe, probe_speakers(probe, rows)

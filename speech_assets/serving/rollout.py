@@ -28,11 +28,13 @@ from speech_assets.serving.deploy import (
     plan_rollout,
     service_source_digest,
 )
-from speech_assets.serving.probe_set import ProbeSet, probe_set_from_manifest
+from speech_assets.serving.probe_set import ProbeSet, choose_probe_set
+from speech_assets.serving.sample_plan import canary_sample_plan
 from speech_assets.serving.routing import ModelRef, RoutingState
 from speech_assets.serving.targets import DeploymentStatus, DeployTarget
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError, VersionStore
-from speech_assets.storage.layout import BENTO_RECORD, DEPLOYMENT_RECORD, PROBE_SET_PATH
+from speech_assets.storage.layout import (BENTO_RECORD, DEPLOYMENT_RECORD, EVALUATION_POINTER, PROBE_SET_PATH,
+                                         SAMPLE_PLAN_PATH)
 from speech_assets.storage.publish import publish_objects
 from speech_assets.training.artifacts import MODEL_NAME
 
@@ -151,14 +153,26 @@ def publish_deployment_record(store: VersionStore, repo: str, status: Deployment
 
 
 def _probe_set(store: VersionStore, repo: str, commit: str, size: int, choose: bool,
-               log: logging.Logger) -> tuple[ProbeSet | None, dict]:
+               log: logging.Logger, sizing: dict | None = None, challenger: str | None = None
+               ) -> tuple[ProbeSet | None, dict]:
     """The probe set, and the objects to publish: a new one chosen from the manifest at `commit` when a
-    challenger enters (or none is stored yet), else the stored one."""
+    challenger enters (or none is stored yet), else the stored one. With `sizing` (the rollout policy's
+    min_effect / alpha / power and the guardrail max_error_rate), a challenger's entry also sizes its canary
+    (`serving.sample_plan`): the probe set spans at least the speakers the plan needs, where the test split has
+    them, and the plan is stored beside it."""
     objects, probe = {}, None
     if choose or _read_json(store, repo, PROBE_SET_PATH) is None:
         try:
-            probe = probe_set_from_manifest(store, repo, commit, size)
+            plan = None
+            if choose and sizing is not None:
+                plan = canary_sample_plan(_champion_rows(store, repo), **sizing)
+                size = max(size, plan.probe_speakers_needed or 0)
+            probe, speakers = choose_probe_set(store, repo, commit, size)
             objects[PROBE_SET_PATH] = probe.to_json()
+            if plan is not None:
+                plan = plan.with_probe(speakers)
+                objects[SAMPLE_PLAN_PATH] = json.dumps({"version": challenger, **plan.to_dict()}, indent=1).encode()
+                log.info(f"canary sample plan: {plan.summary()}")
         except NotFoundError:
             log.warning("no manifest in the store: the canary will have no labelled probe set")
     if probe is None:
@@ -169,8 +183,23 @@ def _probe_set(store: VersionStore, repo: str, commit: str, size: int, choose: b
     return probe, objects
 
 
+def _champion_rows(store: VersionStore, repo: str) -> list[dict] | None:
+    """The champion's rows on the latest evaluation's test set (None before any comparison)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    pointer = _read_json(store, repo, EVALUATION_POINTER)
+    if not pointer or not pointer.get("champion_rows"):
+        return None
+    try:
+        return pq.read_table(io.BytesIO(store.get_object(repo, DEFAULT_BRANCH, pointer["champion_rows"]))).to_pylist()
+    except NotFoundError:
+        return None
+
+
 def roll_out(store: VersionStore, repo: str, target: DeployTarget, *, first_weight: float, probe_utterances: int,
-             run_id: str, log: logging.Logger = _log) -> Rollout:
+             run_id: str, log: logging.Logger = _log, sizing: dict | None = None) -> Rollout:
     """Serve BENTO_RECORD's bento on `target` with the routing the registry asks for (`plan_rollout`): a new
     canary enters beside the champion at `first_weight` percent. Raises RolloutError when there is no bento record
     or the service does not become ready."""
@@ -191,7 +220,8 @@ def roll_out(store: VersionStore, repo: str, target: DeployTarget, *, first_weig
     # its canary is measured on the same audio.
     probe_commit = store.resolve(repo, DEFAULT_BRANCH)
     challenger_enters = plan.routing.challenger is not None and plan.action != "unchanged"
-    probe, objects = _probe_set(store, repo, probe_commit, probe_utterances, challenger_enters, log)
+    probe, objects = _probe_set(store, repo, probe_commit, probe_utterances, challenger_enters, log, sizing,
+                                plan.routing.challenger.version if plan.routing.challenger else None)
 
     status = target.deploy(bento["bento_tag"], plan.routing)
     if not status.ready:

@@ -223,6 +223,7 @@ def anchor_audio_path(utt_id: str) -> str:
 BENTO_RECORD = "serving/bento.json"
 DEPLOYMENT_RECORD = "serving/local/deployment.json"
 PROBE_SET_PATH = "serving/probe_set.json"
+SAMPLE_PLAN_PATH = "serving/sample_plan.json"
 DASHBOARD_PATH = "reports/ops_dashboard.html"
 DASHBOARD_DIGEST_PATH = "reports/ops_dashboard.sha256"  # digest of the store-derived content of the stored page
 
@@ -301,6 +302,8 @@ KEYS: tuple[Key, ...] = (
         "what the local target serves and with which routing"),
     Key("serving/probe_set.json", "serving.probe_set (asr_deployment)", "canary controller", ROWS,
         "held-out utterances the canary sends to both models"),
+    Key("serving/sample_plan.json", "serving.sample_plan (asr_deployment)", "canary controller, dashboard", NONE,
+        "the sample the canary needs before it may promote (probe speakers, live requests) and the power it has"),
     Key("reports/ops_dashboard.html", "operations (ops_dashboard)", "a person", NONE, "the operations dashboard"),
     Key("reports/ops_dashboard.sha256", "operations (ops_dashboard)", "operations (ops_dashboard)", NONE,
         "digest of the stored dashboard's store-derived content"),

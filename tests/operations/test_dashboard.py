@@ -186,7 +186,8 @@ def test_collect_reads_versions_drift_and_canary_decisions_from_the_store(tmp_pa
         registry.set_stage("asr", v2.version, "canary", "dagster", "gate passed: rolled out as a canary")
         registry.record_decision("asr", v2.version, "canary_sensor", "healthy at 10%: step to 50%",
                                  {"decision": {"action": "step", "weight": 50.0, "reason": "ok", "rules": []},
-                                  "weight": 10.0})
+                                  "weight": 10.0, "sample": {"probe_power": 0.62, "live_requests": 40,
+                                                             "live_requests_needed": 149}})
         registry.set_stage("asr", v2.version, "archived", "canary_sensor", "canary rolled back: error rate",
                            evidence={"decision": {"action": "rollback", "weight": 0.0, "reason": "error rate",
                                                   "rules": [{"name": "error_rate", "passed": False, "detail": "5%"}]},
@@ -211,6 +212,14 @@ def test_collect_reads_versions_drift_and_canary_decisions_from_the_store(tmp_pa
     assert [(e.action, e.weight_before, e.weight_after) for e in data.canary_events] == [
         ("start", None, None), ("step", 10.0, 50.0), ("rollback", 50.0, 0.0)]
     assert data.canary_events[-1].failed_rules == ("error_rate",)
+    # each decision shows the power its sample had; the table leads with the policy's rollout criteria
+    assert data.canary_events[1].probe_power == pytest.approx(0.62) and data.canary_events[1].live_sample == "40 / 149"
+    assert data.rollout["mode"] == "canary" and data.rollout["stored"] is False
+    page = build_dashboard(data)
+    assert "rollout criteria (release policy defaults): mode canary; minimum effect 2.0% WER at power 80%, alpha " \
+           "0.05; bake window 15.0 min after a promotion" in page
+    assert "<th>power (probe)</th>" in page and "<td>62%</td>" in page and "<td>40 / 149</td>" in page
+    assert "| Rollout criteria | mode canary;" in summary_markdown(data)
     # the first model's promotion to production is not a canary decision
     assert all(e.version == v2.version for e in data.canary_events)
 

@@ -61,12 +61,17 @@ def asr_bento(context: dg.AssetExecutionContext, store: VersionStoreResource, se
 )
 def asr_deployment(context: dg.AssetExecutionContext, store: VersionStoreResource, serving: ServingResource) -> dg.MaterializeResult:
     vs, repo = store.open(), store.repository
+    release = read_policy(vs, repo).policy
     first_weight = serving.first_canary_weight
     if first_weight is None:  # a challenger enters at the release policy's first step (versioned in the store)
-        first_weight = read_policy(vs, repo).policy.risk.canary_steps[0]
+        first_weight = release.risk.canary_steps[0]
+    # the canary's sample is sized from the release policy's rollout section (and this deployment's guardrail)
+    sizing = {"min_effect": release.rollout.min_effect, "alpha": release.rollout.alpha,
+              "power": release.rollout.power, "max_error_rate": serving.policy(release).max_error_rate}
     try:
         rolled = roll_out(vs, repo, serving.target(), first_weight=first_weight,
-                          probe_utterances=serving.probe_utterances, run_id=context.run.run_id, log=context.log)
+                          probe_utterances=serving.probe_utterances, run_id=context.run.run_id, log=context.log,
+                          sizing=sizing)
     except RolloutError as exc:
         raise dg.Failure(description=str(exc)) from None
     r, status = rolled.routing, rolled.status

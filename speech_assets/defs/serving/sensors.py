@@ -27,7 +27,7 @@ from speech_assets.serving.probe_set import ProbeSet
 from speech_assets.serving.rollout import publish_deployment_record
 from speech_assets.serving.routing import routing_markdown
 from speech_assets.storage.base import DEFAULT_BRANCH, NotFoundError
-from speech_assets.storage.layout import PROBE_SET_PATH
+from speech_assets.storage.layout import PROBE_SET_PATH, SAMPLE_PLAN_PATH
 from speech_assets.training.artifacts import MODEL_NAME
 
 CANARY_INTERVAL_S = settings.sensor_interval_s("canary", 30)
@@ -40,6 +40,16 @@ def _probe_loader(vs, repo: str):
         except NotFoundError:
             return []
         return probe.load(vs, repo)
+
+    return load
+
+
+def _plan_loader(vs, repo: str):
+    def load():
+        try:
+            return json.loads(vs.get_object(repo, DEFAULT_BRANCH, SAMPLE_PLAN_PATH))
+        except NotFoundError:
+            return None
 
     return load
 
@@ -63,6 +73,7 @@ def canary_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResour
         approval=lambda version, to_stage: check_stage_change(vs, repo, release.policy, registry, MODEL_NAME,
                                                               version, to_stage),
         bake_policy=serving.bake_policy(release.policy),
+        sample_plan=_plan_loader(vs, repo),
     )
     outcome = controller.tick(json.loads(context.cursor) if context.cursor else None)
     cursor = json.dumps(outcome.cursor)
