@@ -91,8 +91,11 @@ class CanaryController:
         # the canary's sample plan (`serving.sample_plan`, as a dict; None: not sized): it does not promote before
         # its challenger has served the planned live requests, and every decision records the plan and the power
         sample_plan: Callable[[], dict | None] = lambda: None,
+        # A/B mode (`evaluation.sequential`): the challenger keeps its fixed share and the pre-registered
+        # sequential test on live per-request confidence decides at its planned looks (None: canary mode)
+        ab_design=None,
     ):
-        self.sample_plan = sample_plan
+        self.sample_plan, self.ab_design = sample_plan, ab_design
         self.target, self.registry, self.policy, self.bake_policy = target, registry, policy, bake_policy
         self.model_name, self.probes, self.api_key, self.actor, self.clock = model_name, probes, api_key, actor, clock
         self.scrape, self.run_probe = scrape_fn, probe_fn
@@ -153,6 +156,9 @@ class CanaryController:
             champ_probe, _ = self.run_probe(status.url, CHAMPION, utterances, api_key=self.api_key,
                                        expect_version=routing.champion.version)
         decision = decide(routing.weight, champ, chal, chal_probe, champ_probe, self.policy)
+        ab_look = None
+        if self.ab_design is not None and decision.action != "rollback":
+            decision, ab_look, cursor = self._ab_look(routing, now, cursor, decision)
         sample = self._sample(routing, now, cursor)
         if decision.action == "promote" and sample and sample["live_requests"] < sample["live_requests_needed"]:
             decision = CanaryDecision(
@@ -162,6 +168,7 @@ class CanaryController:
                 f"{sample['max_error_rate']:.1%} at alpha {sample['alpha']:g})")
         evidence = _clean({
             "sample": sample,
+            "ab": {"design": self.ab_design.to_dict(), "look": ab_look} if self.ab_design is not None else None,
             "decision": decision.to_dict(),
             "window": {"opened_at": cursor.get("opened_at"), "closed_at": self.clock(),
                        "champion": {"version": routing.champion.version, **asdict(champ)},
@@ -178,6 +185,8 @@ class CanaryController:
     def _act(self, routing: RoutingState, decision: CanaryDecision, evidence: dict, now, cursor) -> TickOutcome:
         v = routing.challenger.version
         if decision.action == "hold":
+            if (evidence.get("ab") or {}).get("look"):  # an A/B look that continues is a decision: on the record
+                self.registry.record_decision(self.model_name, v, self.actor, decision.reason, evidence)
             return TickOutcome("hold", f"hold {v} at {routing.weight:g}%: {decision.reason}", cursor, routing,
                                decision, evidence)
         # The approval gates the challenger taking all traffic, not only the registry label: at 100 % it already
@@ -220,6 +229,32 @@ class CanaryController:
         verb = {"step": f"stepped {v} to {decision.weight:g}%", "promote": f"promoted {v}",
                 "rollback": f"rolled back {v}"}[decision.action]
         return TickOutcome(decision.action, f"{verb}: {decision.reason}", next_cursor, new, decision, evidence)
+
+    def _ab_look(self, routing: RoutingState, now, cursor: dict, guardrails: CanaryDecision
+                 ) -> tuple[CanaryDecision, dict | None, dict]:
+        """A/B mode: the next planned look of the sequential test, once both arms have its sample; the guardrails
+        passed (a breach rolls back before any look)."""
+        design = self.ab_design
+        start = dict(cursor.get("canary") or {})
+        done = int(start.get("ab_looks", 0))
+        base = prom.counters_from_json(start["baseline"]) if "baseline" in start else None
+        arms = {side: prom.confidence_spread(now, base, ref.version)
+                for side, ref in ((CHALLENGER, routing.challenger), (CHAMPION, routing.champion))}
+        k = done + 1
+        need = design.look_size(k)
+        have = min(arms[CHALLENGER][0], arms[CHAMPION][0])
+        if have < need:
+            return (CanaryDecision("hold", routing.weight, guardrails.rules,
+                                   f"A/B at a fixed {routing.weight:g}%: {have} of {need} requests per arm for look "
+                                   f"{k}/{design.looks}"), None, cursor)
+        from speech_assets.evaluation.sequential import ArmStats
+
+        look = design.analyse(k, ArmStats(*arms[CHALLENGER]), ArmStats(*arms[CHAMPION]))
+        start["ab_looks"] = k
+        cursor = {**cursor, "canary": start}
+        action = {"promote": "promote", "rollback": "rollback", "continue": "hold"}[look.action]
+        return CanaryDecision(action, 0.0 if action != "hold" else routing.weight, guardrails.rules,
+                              f"A/B {look.reason}"), look.to_dict(), cursor
 
     def _sample(self, routing: RoutingState, now, cursor: dict) -> dict | None:
         """The plan, with what the canary has so far: live requests served by the challenger since it entered."""

@@ -133,3 +133,24 @@ def window(cur: dict[str, VersionCounters], prev: dict[str, VersionCounters] | N
             mean_confidence=d.confidence_sum / d.confidence_count if d.confidence_count > 0 else math.nan,
         )
     return out
+
+
+def confidence_spread(cur: Mapping[str, VersionCounters], prev: Mapping[str, VersionCounters] | None,
+                      version: str) -> tuple[int, float, float]:
+    """(requests, mean, sd) of `version`'s per-request confidence between two scrapes; the sd from the histogram
+    (each bucket at its midpoint), the mean from the exact sum."""
+    c = cur.get(version)
+    if c is None:
+        return 0, math.nan, math.nan
+    d = _delta(c, (prev or {}).get(version))
+    n = d.confidence_count
+    if n <= 0:
+        return 0, math.nan, math.nan
+    mean = d.confidence_sum / n
+    second, below, lo = 0.0, 0.0, 0.0
+    for le in sorted(k for k in d.confidence_buckets if math.isfinite(k)):
+        count = d.confidence_buckets[le] - below
+        second += count * ((lo + le) / 2) ** 2
+        below, lo = d.confidence_buckets[le], le
+    var = max(second / n - mean * mean, 0.0)
+    return int(round(n)), mean, math.sqrt(var)

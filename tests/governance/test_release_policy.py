@@ -357,3 +357,22 @@ def test_gate_section_round_trips_validates_and_feeds_the_promotion_gate():
         ReleasePolicy.from_json({"gate": {"wer_floor": 1.5, "min_utterances": 0, "wer_flor": 0.1}})
     text = "\n".join(err.value.problems)
     assert "gate.wer_floor: must be <= 1" in text and "gate.min_utterances" in text and "gate.wer_flor: unknown key" in text
+
+
+def test_the_rollout_section_is_versioned_validated_and_feeds_the_bake_guard():
+    from speech_assets.governance.policy import RolloutPolicy
+
+    policy = ReleasePolicy.from_json({"rollout": {"mode": "ab", "bake_window_s": 300, "min_effect": 0.05,
+                                                  "ab_split": 30, "ab_looks": 5}})
+    assert policy.rollout == RolloutPolicy(mode="ab", bake_window_s=300.0, min_effect=0.05, ab_split=30.0, ab_looks=5)
+    assert ReleasePolicy.from_bytes(policy.to_bytes()) == policy
+    bake = policy.to_bake_policy()
+    assert (bake.window_s, bake.min_requests, bake.max_error_rate) == (300.0, 20, policy.rollback.max_error_rate)
+    with pytest.raises(PolicyError) as err:
+        ReleasePolicy.from_json({"rollout": {"mode": "shadow", "power": 1.0, "alpha": 0, "ab_looks": 0,
+                                             "min_effect": -1, "typo": 1}})
+    text = "\n".join(err.value.problems)
+    for bit in ("rollout.mode: must be one of canary, ab", "rollout.power: must be <= 0.999",
+                "rollout.alpha: must be > 0", "rollout.ab_looks: must be an integer >= 1",
+                "rollout.min_effect: must be > 0", "rollout.typo: unknown key"):
+        assert bit in text, text

@@ -53,10 +53,12 @@ class FakeService:
             c.latency_buckets[le] = c.latency_buckets.get(le, 0.0) + (n if latency <= le else 0)
         c.confidence_sum += confidence * n
         c.confidence_count += n
+        for le in (0.2, 0.4, 0.6, 0.8, 1.0, math.inf):
+            c.confidence_buckets[le] = c.confidence_buckets.get(le, 0.0) + (n if confidence <= le else 0)
 
     def scrape(self, url):
         return {v: VersionCounters(c.requests, c.errors, 0.0, dict(c.latency_buckets), c.confidence_sum,
-                                   c.confidence_count, {}) for v, c in self.counters.items()}
+                                   c.confidence_count, dict(c.confidence_buckets)) for v, c in self.counters.items()}
 
     def probe(self, url, side, utterances, api_key=None, expect_version=None):
         failed = self.probe_failures.get(expect_version, 0)
@@ -327,3 +329,31 @@ def test_errors_after_a_promotion_roll_back_without_waiting_for_the_sample(world
     out = _run(ctl, out.cursor)
     assert out.action == "bake_rollback" and "error_rate" in out.message
     assert registry.production(NAME).version == "1.0.0"
+
+
+# -- A/B mode: a fixed split and a pre-registered sequential test ------------------------------------------
+def test_ab_mode_keeps_its_split_and_decides_at_the_planned_looks(world):
+    from speech_assets.evaluation.sequential import SequentialDesign
+
+    registry, target, service, _ = world
+    design = SequentialDesign.plan(looks=3, alpha=0.05, power=0.8, min_effect=0.05, sd=0.3)
+    ctl = CanaryController(target, registry, CanaryPolicy(min_requests=20), probes=lambda: [(b"wav", "hi")] * 8,
+                           scrape_fn=service.scrape, probe_fn=service.probe, clock=lambda: 1000.0, ab_design=design)
+    target.state = target.state.with_weight(50.0)
+    out = _run(ctl, None)
+    need = design.look_size(1)
+    for version in ("1.0.0", "1.1.0"):  # a spread of confidences, the challenger's clearly higher
+        for conf in (0.3, 0.5, 0.7, 0.9):
+            service.serve(version, need // 8 + 1, confidence=conf)
+    service.serve("1.1.0", need // 4, confidence=0.9)
+    out = _run(ctl, out.cursor)
+    assert out.action == "hold" and "for look 1/3" in out.message and target.state.weight == 50.0
+    for version, confs in (("1.0.0", (0.3, 0.5, 0.7, 0.9)), ("1.1.0", (0.9, 0.9, 0.7, 0.9))):
+        for conf in confs:
+            service.serve(version, need // 4 + 1, confidence=conf)
+    out = _run(ctl, out.cursor)
+    look = out.evidence["ab"]["look"]
+    assert look["k"] == 1 and look["z"] > look["boundary"] and out.action == "promote"
+    assert "A/B look 1/3: challenger - champion +" in out.message and "repeated 95% CI" in out.message
+    assert registry.production(NAME).version == "1.1.0"
+    assert [e for e in registry.audit_log(NAME) if e.to_stage == "production"][-1].evidence["ab"]["look"]["k"] == 1

@@ -64,7 +64,8 @@ def asr_deployment(context: dg.AssetExecutionContext, store: VersionStoreResourc
     release = read_policy(vs, repo).policy
     first_weight = serving.first_canary_weight
     if first_weight is None:  # a challenger enters at the release policy's first step (versioned in the store)
-        first_weight = release.risk.canary_steps[0]
+        # (A/B mode: at its fixed split, kept until the sequential test decides)
+        first_weight = release.rollout.ab_split if release.rollout.mode == "ab" else release.risk.canary_steps[0]
     # the canary's sample is sized from the release policy's rollout section (and this deployment's guardrail)
     sizing = {"min_effect": release.rollout.min_effect, "alpha": release.rollout.alpha,
               "power": release.rollout.power, "max_error_rate": serving.policy(release).max_error_rate}

@@ -44,6 +44,18 @@ def _probe_loader(vs, repo: str):
     return load
 
 
+def _ab_design(policy):
+    """A/B mode's pre-registered design (None in canary mode). The outcome is each live request's calibrated
+    confidence (the served model's estimate that the transcript is right, gated by ECE before release); its sd is
+    taken at 0.5, the largest a [0, 1] outcome can have, so the planned sample is never too small."""
+    r = policy.rollout
+    if r.mode != "ab":
+        return None
+    from speech_assets.evaluation.sequential import SequentialDesign
+
+    return SequentialDesign.plan(looks=r.ab_looks, alpha=r.alpha, power=r.power, min_effect=r.min_effect, sd=0.5)
+
+
 def _plan_loader(vs, repo: str):
     def load():
         try:
@@ -74,6 +86,7 @@ def canary_sensor(context: dg.SensorEvaluationContext, store: VersionStoreResour
                                                               version, to_stage),
         bake_policy=serving.bake_policy(release.policy),
         sample_plan=_plan_loader(vs, repo),
+        ab_design=_ab_design(release.policy),
     )
     outcome = controller.tick(json.loads(context.cursor) if context.cursor else None)
     cursor = json.dumps(outcome.cursor)
