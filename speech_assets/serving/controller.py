@@ -125,17 +125,26 @@ class CanaryController:
 
         now = self.scrape(status.url)
         window_id = f"{routing.challenger.version}@{routing.revision}"
-        if cursor.get("window") != window_id:
+        # a server that restarted (crash, recovery) lost its counters and answers its first requests cold: the
+        # window before the restart is gone, and its cold start is not the challenger's latency, so start again
+        server = f"{status.pid}@{status.started_at}"
+        restarted = cursor.get("window") == window_id and cursor.get("server") not in (None, server)
+        if cursor.get("window") != window_id or restarted:
             # the canary's own start (its first window) is kept across steps: the planned sample counts them all
             start = cursor.get("canary") if (cursor.get("canary") or {}).get("version") == routing.challenger.version \
                 else {"version": routing.challenger.version, "baseline": prom.counters_to_json(now),
                       "started_at": self.clock()}
+            if restarted:  # the planned sample (and an A/B test's data) count again from the restart: conservative
+                start = {**start, "baseline": prom.counters_to_json(now), "started_at": self.clock(),
+                         "restarts": int(start.get("restarts", 0)) + 1}
             cursor = {"window": window_id, "opened_at": self.clock(), "baseline": prom.counters_to_json(now),
-                      "canary": start}
+                      "canary": start, "server": server}
             return TickOutcome(
                 "window_opened",
                 f"evidence window opened for {routing.challenger.version} at {routing.weight:g}% "
-                f"(routing revision {routing.revision})", cursor, routing,
+                f"(routing revision {routing.revision})"
+                + (f"; the service restarted (pid {status.pid}), so the window before it does not count"
+                   if restarted else ""), cursor, routing,
             )
         window = prom.window(now, prom.counters_from_json(cursor["baseline"]))
         champ = window.get(routing.champion.version, VersionMetrics())
@@ -165,7 +174,9 @@ class CanaryController:
                 "hold", routing.weight, decision.rules,
                 f"healthy at {routing.weight:g}%, but {sample['live_requests']} of the {sample['live_requests_needed']} "
                 f"live requests its sample plan needs (zero failures: an error rate below "
-                f"{sample['max_error_rate']:.1%} at alpha {sample['alpha']:g})")
+                f"{sample['max_error_rate']:.1%} at alpha {sample['alpha']:g})"
+                + (f"; about {sample['eta_s'] / 60:.1f} min more at {sample['challenger_rate_per_s']:.2f} requests/s"
+                   if sample.get("eta_s") is not None and sample.get("challenger_rate_per_s") else ""))
         evidence = _clean({
             "sample": sample,
             "ab": {"design": self.ab_design.to_dict(), "look": ab_look} if self.ab_design is not None else None,
@@ -263,7 +274,13 @@ class CanaryController:
             return None  # not sized, or sized for another challenger
         start = cursor.get("canary") or {}
         since = prom.window(now, prom.counters_from_json(start["baseline"])) if "baseline" in start else {}
-        return {**plan, "live_requests": since.get(routing.challenger.version, VersionMetrics()).requests}
+        served = since.get(routing.challenger.version, VersionMetrics()).requests
+        # how long the rest takes at the challenger's observed rate since it entered (None: no rate yet)
+        elapsed = self.clock() - float(start.get("started_at", self.clock()))
+        rate = served / elapsed if elapsed > 0 and served else None
+        left = max(int(plan.get("live_requests_needed") or 0) - served, 0)
+        return {**plan, "live_requests": served, "challenger_rate_per_s": rate,
+                "eta_s": (left / rate) if rate else (0.0 if not left else None)}
 
     # -- after a promotion ---------------------------------------------------------------------------------
     def _bake_tick(self, routing: RoutingState, cursor: dict) -> TickOutcome:

@@ -34,6 +34,7 @@ RETENTION = "retention"
 APPROVAL = "approval"
 POLICY_CHANGE = "policy_change"
 MODEL_MARKED = "model_marked"
+SERVICE_RECOVERY = "service_recovery"  # the recovery sensor restarted the service, saw it back, or called a person
 
 
 def utc_now() -> datetime:

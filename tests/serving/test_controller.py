@@ -357,3 +357,23 @@ def test_ab_mode_keeps_its_split_and_decides_at_the_planned_looks(world):
     assert "A/B look 1/3: challenger - champion +" in out.message and "repeated 95% CI" in out.message
     assert registry.production(NAME).version == "1.1.0"
     assert [e for e in registry.audit_log(NAME) if e.to_stage == "production"][-1].evidence["ab"]["look"]["k"] == 1
+
+
+def test_a_server_restart_mid_window_reopens_the_window_instead_of_judging_its_cold_start(world):
+    """After a crash and restart the counters start from zero and the first answers are cold (slow): the window
+    that spanned the restart is dropped and a new one opened, so a healthy challenger is not rolled back for its
+    warm-up, and the planned sample counts again from the restart."""
+    registry, target, service, ctl = world
+    out = _run(ctl, None)
+    assert out.action == "window_opened" and out.cursor["server"] == "1@0.0"
+    _run(ctl, out.cursor, service, {"1.0.0": 90, "1.1.0": 10})  # some evidence, then the server dies
+    service.counters.clear()
+    service.serve("1.1.0", 20, latency=0.9)  # the restarted server's first, cold answers
+    service.serve("1.0.0", 20, latency=0.9)
+    target.status = lambda: DeploymentStatus("fake", "asr:x", "http://fake", 2, 1, True, 50.0, target.state.revision)
+    reopened = _run(ctl, out.cursor)
+    assert reopened.action == "window_opened" and "the service restarted (pid 2)" in reopened.message
+    assert reopened.cursor["server"] == "2@50.0" and reopened.cursor["canary"]["restarts"] == 1
+    out = _run(ctl, reopened.cursor, service, {"1.0.0": 90, "1.1.0": 20})  # warm again: judged on these only
+    assert out.action == "step" and target.state.weight == 50
+    assert registry.get(NAME, "1.1.0").stage is Stage.CANARY

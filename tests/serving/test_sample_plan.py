@@ -60,13 +60,16 @@ def test_the_canary_does_not_promote_before_its_planned_live_sample(world):  # n
     registry, target, service, _ = world
     plan = {"version": "1.1.0", "live_requests_needed": 60, "max_error_rate": 0.02, "alpha": 0.05,
             "probe_power": 0.55, "power": 0.8}
+    clock = {"t": 1000.0}
     ctl = CanaryController(target, registry, CanaryPolicy(min_requests=20, steps=(100.0,)),
                            probes=lambda: [(b"wav", "hello")] * 8, scrape_fn=service.scrape, probe_fn=service.probe,
-                           clock=lambda: 1000.0, sample_plan=lambda: plan)
+                           clock=lambda: clock["t"], sample_plan=lambda: plan)
     target.state = target.state.with_weight(100.0)
     out = _run(ctl, None)
+    clock["t"] += 50  # 25 requests in 50 s: 0.5 a second, so the 35 left take 70 s
     out = _run(ctl, out.cursor, service, {"1.1.0": 25})
     assert out.action == "hold" and "25 of the 60 live requests its sample plan needs" in out.message
+    assert "about 1.2 min more at 0.50 requests/s" in out.message and out.evidence["sample"]["eta_s"] == 70.0
     assert out.evidence["sample"]["live_requests"] == 25 and out.evidence["sample"]["probe_power"] == 0.55
     out = _run(ctl, out.cursor, service, {"1.1.0": 40})
     assert out.action == "promote" and registry.production("asr").version == "1.1.0"

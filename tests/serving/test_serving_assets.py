@@ -304,3 +304,67 @@ def test_a_promoted_model_that_degrades_is_rolled_back_by_the_bake_guard_with_no
     assert "after its promotion (bake guard)" in rollback_alerts[-1]["title"]
     assert registry.verify_audit_chain("asr").ok
     vs.close()
+
+
+def test_a_server_killed_mid_canary_comes_back_by_itself_and_the_canary_ends_by_its_rules(world):
+    """SIGKILL the served process while a canary is at 10 %: the recovery sensor alerts and restarts it with the
+    routing it had (canary included), says it is back; the canary sensor waits while it is down, then carries on
+    and promotes by its rules. The alert, the restart and the recovery are in the alert log and the platform audit
+    trail; the canary's decisions in the registry's."""
+    import signal
+
+    from speech_assets.defs.operations.sensors import service_recovery_sensor
+    from speech_assets.serving.targets import _alive
+    from speech_assets.storage.audit_log import SERVICE_RECOVERY, read_events
+
+    vs, registry = _registry(world)
+    version = _register(registry, _tiny_checkpoint(0), 1.04, "canary")
+    dep = _materialize(world)["asr_deployment"]
+    assert dep["action"].value == "canary" and dep["challenger"].value == version
+    target = world["resources"]["serving"].target()
+    before = target.status()
+    cursor, recovery_cursor, seen, recovered = None, None, [], []
+    with _users(world["url"]) as users:
+        for i in range(90):
+            ctx = dg.build_sensor_context(instance=world["instance"], cursor=cursor, resources=world["resources"])
+            result = canary_sensor(ctx)
+            cursor = ctx.cursor if isinstance(result, dg.SkipReason) else result.cursor
+            action = (result.skip_message if isinstance(result, dg.SkipReason)
+                      else result.asset_events[0].metadata["action"].value).split(":")[0]
+            seen.append(action)
+            last = result
+            if i == 0:  # mid-canary (its window just opened at 10 %): the process group, as a crash would
+                weight_at_kill = target.routing().weight
+                os.killpg(before.pid, signal.SIGKILL)
+                deadline = time.monotonic() + 30
+                while _alive(before.pid) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+            if i >= 0:
+                rctx = dg.build_sensor_context(instance=world["instance"], cursor=recovery_cursor,
+                                               resources=world["resources"])
+                recovered.append(service_recovery_sensor(rctx).skip_message)
+                recovery_cursor = rctx.cursor
+            if action in ("promote", "rollback"):
+                break
+            time.sleep(1.0)
+    print(f"FIGURES kill_mid_canary ticks={seen} recovery={[m.split(':')[0] for m in recovered]} "
+          f"requests_sent={users.sent} failed_while_down={len(users.failed)}")
+    if not isinstance(last, dg.SkipReason):
+        print(last.asset_events[0].metadata["decision"].value)
+    assert seen[-1] == "promote", seen  # the same weights, recalibrated: healthy, so promoted by its rules
+    assert "not_ready" in seen and seen.index("not_ready") < len(seen) - 1  # it waited while the server was down
+    assert recovered[0].startswith("restart") and any(m.startswith("recovered") for m in recovered), recovered
+    after = target.status()
+    assert after.ready and after.url == before.url and after.pid != before.pid
+    assert registry.production("asr").version == version
+    alerts = [json.loads(x) for x in (world["tmp"] / "alerts.jsonl").read_text().splitlines()]
+    service = [(a["status"], a["title"]) for a in alerts if a["kind"] == "service"]
+    assert ("firing", "ASR service down: restart") in service and ("resolved", "ASR service back: recovered") in service
+    events = read_events(vs, REPO, action=SERVICE_RECOVERY)
+    actions = [e.evidence["action"] for e in events]
+    assert "restart" in actions and "recovered" in actions
+    restart = next(e for e in events if e.evidence["action"] == "restart")
+    assert restart.evidence["challenger"] == version and restart.evidence["challenger_weight_pct"] == weight_at_kill == 10.0
+    decisions = [e for e in registry.audit_log("asr") if e.version == version and e.actor == "canary_sensor"]
+    assert decisions and decisions[-1].to_stage == "production"
+    vs.close()

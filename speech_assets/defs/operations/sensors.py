@@ -175,7 +175,19 @@ def service_recovery_sensor(context: dg.SensorEvaluationContext, store: VersionS
         delivery = alerts.sink().send(alert)
         context.log.info(f"{alert.text()} — logged={delivery.logged}, webhook {delivery.webhook}")
     if (decision.action == "restart" or decision.alert) and routing is not None:
-        publish_deployment_record(store.open(), store.repository, status, routing,
+        vs = store.open()
+        publish_deployment_record(vs, store.repository, status, routing,
                                   f"service-recovery-{decision.action}", message)
+        # and in the platform audit trail, beside approvals and policy changes: who served what is audited
+        from speech_assets.storage.audit_log import SERVICE_RECOVERY, new_event, record_event
+
+        record_event(vs, store.repository, new_event(
+            SERVICE_RECOVERY, "service_recovery_sensor", f"asr service {status.url or target.home}",
+            f"{decision.action}: {message}"[:300],
+            {"action": decision.action, "reason": message, "url": status.url or "", "pid": status.pid,
+             "routing_revision": status.routing_revision,
+             "champion": routing.champion.version if routing.champion else None,
+             "challenger": routing.challenger.version if routing.challenger else None,
+             "challenger_weight_pct": routing.weight}))
     context.update_cursor(json.dumps({"recovery": decision.state.to_dict()}))
     return dg.SkipReason(f"{decision.action}: {message}")
