@@ -44,7 +44,7 @@ def test_demo_story_runs_the_closed_loop_through_the_daemon(tmp_path, monkeypatc
 
 def _run_demo(env) -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "speech_assets", "demo", "--utterances", "12", "--bootstrap-utterances", "480",
+        [sys.executable, "-m", "speech_assets", "demo", "--backend", "ctc", "--utterances", "12", "--bootstrap-utterances", "480",
          "--story-utterances", "240", "--timeout", "600", "--stop-at-end",
          "--train-config", json.dumps(FIRST_TRAINING), "--retrain-config", json.dumps(RETRAIN),
          "--eval-config", json.dumps(EVAL)],
@@ -77,6 +77,11 @@ def _check(out: str, env, tmp_path, monkeypatch) -> None:
     assert positions == sorted(positions), "the closed loop's steps happened out of order"
     traffic = re.search(r"simulated users during the rollout: (\d+) requests, (\d+) failed", out)
     assert traffic and int(traffic[1]) > 20 and int(traffic[2]) == 0, out[-3000:]
+    # the canary was sized when 1.1.0 entered, and promoted only once it had served its planned live sample
+    plan = re.search(r"canary sample plan for 1\.1\.0: .*?(\d+) live requests without a failure", out)
+    promoted = re.search(r"\| promote \| [\d.]+ % \| (\d+) of (\d+) \|", out)
+    assert plan and promoted, out[-3000:]
+    assert int(promoted[2]) == int(plan[1]) and int(promoted[1]) >= int(promoted[2])
 
     # the registry and the service agree: 1.1.0 serves, 1.0.0 is archived, every decision is in the audit trail
     from speech_assets.registry.registry import ModelRegistry, Stage

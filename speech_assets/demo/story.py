@@ -206,6 +206,8 @@ def print_story_summary(story: Story) -> None:
         if version in versions:
             mv = versions[version]
             print(f"| {version} | {mv.stage.value} | {mv.lineage.data_commits[0][:12]} |")
+    if story.challenger:
+        print_canary_sample(vs, repo, registry, story.challenger)
     if story.traffic:
         t = story.traffic
         print(f"\nsimulated users during the rollout: {t['sent']} requests, {t['failed']} failed; answered by "
@@ -213,3 +215,33 @@ def print_story_summary(story: Story) -> None:
     print(f"\noutcome: {story.outcome}; drift detected → {story.outcome or 'end'}: "
           f"{_minutes(story.drift_at, story.outcome_at)} (retrain run {_minutes(story.retrain_requested_at, story.retrain_finished_at)}, "
           f"canary {_minutes(story.canary_at, story.outcome_at)}); act two took {_minutes(story.started, story.outcome_at)}")
+
+
+def print_canary_sample(vs, repo: str, registry, challenger: str) -> None:
+    """What the sample planner computed when the challenger entered, and what each canary decision had of it."""
+    from speech_assets.serving.sample_plan import CanarySamplePlan
+    from speech_assets.storage.base import DEFAULT_BRANCH
+    from speech_assets.storage.layout import SAMPLE_PLAN_PATH
+    from speech_assets.training.artifacts import MODEL_NAME
+
+    try:
+        stored = json.loads(vs.get_object(repo, DEFAULT_BRANCH, SAMPLE_PLAN_PATH))
+    except Exception as exc:  # noqa: BLE001 - a story without a plan says so instead of failing its summary
+        print(f"\ncanary sample plan: none stored ({exc})")
+        return
+    if stored.get("version") not in (None, challenger):
+        print(f"\ncanary sample plan: the stored plan is for {stored.get('version')}, not {challenger}")
+        return
+    print(f"\ncanary sample plan for {challenger}: {CanarySamplePlan.from_dict(stored).summary()}\n")
+    print("| canary decision | weight | live requests (of needed) | rate /s | time left | probe power |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for event in registry.audit_log(MODEL_NAME):
+        sample = (event.evidence or {}).get("sample") if event.version == challenger else None
+        if not sample or event.actor != "canary_sensor":
+            continue
+        action = ((event.evidence or {}).get("decision") or {}).get("action", event.action)
+        rate, eta = sample.get("challenger_rate_per_s"), sample.get("eta_s")
+        power = sample.get("probe_power")
+        print(f"| {action} | {(event.evidence or {}).get('weight', 0):g} % | {sample.get('live_requests')} of "
+              f"{sample.get('live_requests_needed')} | {'-' if rate is None else f'{rate:.2f}'} | "
+              f"{'-' if eta is None else f'{eta / 60:.1f} min'} | {'-' if power is None else f'{power:.0%}'} |")

@@ -29,6 +29,7 @@ The cursor (a JSON-able dict the caller keeps between ticks) holds the window's 
 from __future__ import annotations
 
 import math
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,7 +46,7 @@ ACTOR = "canary_controller"
 @dataclass
 class TickOutcome:
     # idle | out_of_sync | not_ready | window_opened | hold | awaiting_approval | step | promote | rollback |
-    # reconciled | baking | baked | bake_rollback
+    # reconciled | baking | baked | bake_rollback | stale (the routing moved during the tick: nothing done)
     action: str
     message: str
     cursor: dict
@@ -94,8 +95,14 @@ class CanaryController:
         # A/B mode (`evaluation.sequential`): the challenger keeps its fixed share and the pre-registered
         # sequential test on live per-request confidence decides at its planned looks (None: canary mode)
         ab_design=None,
+        # seconds of probing after which the champion's probe waits for the next tick (Dagster abandons a sensor
+        # tick after 60 s; a slow model's two probe passes can take longer than that on a CPU)
+        probe_budget_s: float = 20.0,
+        # a kept probe result is redone after this long (the service, not the weights, may have changed)
+        probe_refresh_s: float = 300.0,
     ):
-        self.sample_plan, self.ab_design = sample_plan, ab_design
+        self.sample_plan, self.ab_design, self.probe_budget_s = sample_plan, ab_design, probe_budget_s
+        self.probe_refresh_s = probe_refresh_s
         self.target, self.registry, self.policy, self.bake_policy = target, registry, policy, bake_policy
         self.model_name, self.probes, self.api_key, self.actor, self.clock = model_name, probes, api_key, actor, clock
         self.scrape, self.run_probe = scrape_fn, probe_fn
@@ -160,10 +167,12 @@ class CanaryController:
         utterances = list(self.probes())
         chal_probe = champ_probe = None
         if utterances:
-            chal_probe, _ = self.run_probe(status.url, CHALLENGER, utterances, api_key=self.api_key,
-                                      expect_version=routing.challenger.version)
-            champ_probe, _ = self.run_probe(status.url, CHAMPION, utterances, api_key=self.api_key,
-                                       expect_version=routing.champion.version)
+            chal_probe, champ_probe, cursor = self._probe(routing, status.url, utterances, cursor)
+            if champ_probe is None and chal_probe.failed_requests == 0:
+                return TickOutcome(
+                    "hold", f"hold {routing.challenger.version} at {routing.weight:g}%: probed it "
+                    f"({chal_probe.wer:.2%} WER on {chal_probe.utterances} utterances); {routing.champion.version} "
+                    f"on the same audio next tick (a tick stays within the sensor's time limit)", cursor, routing)
         decision = decide(routing.weight, champ, chal, chal_probe, champ_probe, self.policy)
         ab_look = None
         if self.ab_design is not None and decision.action != "rollback":
@@ -192,9 +201,42 @@ class CanaryController:
         })
         return self._act(routing, decision, evidence, now, cursor)
 
+    def _probe(self, routing: RoutingState, url: str, utterances: list, cursor: dict
+               ) -> tuple[ProbeResult, ProbeResult | None, dict]:
+        """Both models on the probe set: (challenger's, champion's or None when it waits for the next tick).
+
+        A version's answers on a fixed probe set do not change from tick to tick (decoding is deterministic), so a
+        clean result is kept in the cursor for `probe_refresh_s`, keyed by the probe set's digest; one with
+        failed requests is not kept (it is evidence of this tick only). A slow model (Whisper on a CPU) probes one
+        side per tick when the first took more than `probe_budget_s`: a Dagster sensor tick that runs past its
+        time limit is abandoned while its work goes on, stale."""
+        key = hashlib.sha256(b"".join(hashlib.sha256(w).digest() + t.encode() for w, t in utterances)).hexdigest()[:16]
+        cache = dict(cursor.get("probes") or {})
+        if cache.get("key") != key:
+            cache = {"key": key}
+        started, results = time.monotonic(), {}
+        for side, ref in ((CHALLENGER, routing.challenger), (CHAMPION, routing.champion)):
+            kept = cache.get(ref.version)
+            if kept and self.clock() - float(kept["at"]) < self.probe_refresh_s:
+                results[side] = ProbeResult(**{k: v for k, v in kept.items() if k != "at"})
+                continue
+            if results.get("probed") and time.monotonic() - started > self.probe_budget_s:
+                break  # this tick already spent its budget on the challenger's pass
+            result, _ = self.run_probe(url, side, utterances, api_key=self.api_key, expect_version=ref.version)
+            results[side], results["probed"] = result, True
+            if result.failed_requests == 0:
+                cache[ref.version] = {**asdict(result), "at": self.clock()}
+        return results[CHALLENGER], results.get(CHAMPION), {**cursor, "probes": cache}
+
     # -- acting -----------------------------------------------------------------------------------------
     def _act(self, routing: RoutingState, decision: CanaryDecision, evidence: dict, now, cursor) -> TickOutcome:
         v = routing.challenger.version
+        current = self.target.routing()
+        if current is None or current.revision != routing.revision:
+            # the routing changed while this tick gathered its evidence (an overlapping tick, a person): its
+            # evidence is about a state that is gone, so it acts on nothing and the next tick starts afresh
+            return TickOutcome("stale", f"routing moved to revision {current.revision if current else None} "
+                               f"during this tick (read at {routing.revision}): no action", {}, current)
         if decision.action == "hold":
             if (evidence.get("ab") or {}).get("look"):  # an A/B look that continues is a decision: on the record
                 self.registry.record_decision(self.model_name, v, self.actor, decision.reason, evidence)
@@ -228,7 +270,7 @@ class CanaryController:
             new = routing.rolled_back()
         self.target.apply_routing(new)
         next_cursor = ({"window": f"{v}@{new.revision}", "opened_at": self.clock(), "baseline": prom.counters_to_json(now),
-                        "canary": cursor.get("canary")}
+                        "canary": cursor.get("canary"), "probes": cursor.get("probes"), "server": cursor.get("server")}
                        if new.challenger is not None else {})
         if decision.action == "promote" and self.bake_policy is not None:
             probe = (evidence.get("probe") or {}).get("champion")

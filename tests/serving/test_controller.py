@@ -236,9 +236,10 @@ def test_an_unapproved_major_does_not_take_full_traffic_but_is_still_rolled_back
     assert out.action == "awaiting_approval" and out.decision.action == "step" and out.decision.weight == 100
     assert "hold 2.0.0 at 50%: awaiting approval before full traffic" in out.message
     assert target.state.weight == 50 and target.applied == []
-    service.wer["2.0.0"] = 0.40  # it degrades while it waits: the guardrails are never gated
+    service.wer["2.0.0"] = 0.40  # it degrades while it waits (the probe is redone every probe_refresh_s)
+    ctl.clock = lambda: 1000.0 + ctl.probe_refresh_s + 1
     out = _run(ctl, out.cursor, service, {"1.0.0": 10, "2.0.0": 10})
-    assert out.action == "rollback" and registry.get(NAME, "2.0.0").stage is Stage.ARCHIVED
+    assert out.action == "rollback" and registry.get(NAME, "2.0.0").stage is Stage.ARCHIVED  # never gated
 
 
 def test_steps_below_full_traffic_do_not_ask_for_approval(major):
@@ -377,3 +378,60 @@ def test_a_server_restart_mid_window_reopens_the_window_instead_of_judging_its_c
     out = _run(ctl, reopened.cursor, service, {"1.0.0": 90, "1.1.0": 20})  # warm again: judged on these only
     assert out.action == "step" and target.state.weight == 50
     assert registry.get(NAME, "1.1.0").stage is Stage.CANARY
+
+
+def test_probe_results_are_kept_per_version_and_a_slow_probe_splits_across_ticks(world):
+    """A version's answers on a fixed probe set do not change, so each model is probed once per canary; with a
+    probe budget spent by the challenger's pass, the champion's waits for the next tick (a Dagster tick that runs
+    past its time limit is abandoned while its work goes on)."""
+    registry, target, service, _ = world
+    calls = []
+
+    def probe(url, side, utterances, api_key=None, expect_version=None):
+        calls.append(expect_version)
+        return service.probe(url, side, utterances, api_key, expect_version)
+
+    ctl = CanaryController(target, registry, CanaryPolicy(min_requests=20), probes=lambda: [(b"wav", "hello")] * 8,
+                           scrape_fn=service.scrape, probe_fn=probe, clock=lambda: 1000.0, probe_budget_s=0.0)
+    out = _run(ctl, None)
+    out = _run(ctl, out.cursor, service, {"1.0.0": 90, "1.1.0": 20})
+    assert out.action == "hold" and "1.0.0 on the same audio next tick" in out.message and calls == ["1.1.0"]
+    out = _run(ctl, out.cursor)
+    assert out.action == "step" and calls == ["1.1.0", "1.0.0"]
+    out = _run(ctl, out.cursor)  # the next step's window
+    out = _run(ctl, out.cursor, service, {"1.0.0": 50, "1.1.0": 50})
+    assert out.action == "step" and target.state.weight == 100 and calls == ["1.1.0", "1.0.0"]  # kept
+    assert out.evidence["probe"]["champion"]["wer"] == 0.10
+
+
+def test_a_probe_with_failed_requests_is_not_kept(world):
+    """A failed probe request is evidence of this tick only (a rollback, by the guardrail): it is not kept."""
+    registry, target, service, ctl = world
+    service.probe_failures["1.1.0"] = 1
+    chal, champ, cursor = ctl._probe(target.state, "http://fake", [(b"wav", "hello")] * 8, {})
+    assert chal.failed_requests == 1 and champ.failed_requests == 0
+    assert "1.1.0" not in cursor["probes"] and cursor["probes"]["1.0.0"]["wer"] == 0.10
+    _, _, again = ctl._probe(target.state, "http://fake", [(b"other", "audio")] * 8, cursor)
+    assert again["probes"]["key"] != cursor["probes"]["key"]  # another probe set: nothing kept carries over
+
+
+def test_a_tick_whose_routing_moved_under_it_does_nothing(world):
+    """Two overlapping ticks (one abandoned by the daemon, still running) read the same routing: the one that
+    acts second sees another revision and acts on nothing, so a step is never applied twice."""
+    registry, target, service, ctl = world
+    out = _run(ctl, None)
+    service.serve("1.0.0", 90)
+    service.serve("1.1.0", 20)
+    stale_routing = target.state
+    real_routing = target.routing
+    calls = {"n": 0}
+
+    def routing():  # the first read is the tick's own; by the second (in _act) someone else stepped it
+        calls["n"] += 1
+        return stale_routing if calls["n"] == 1 else stale_routing.with_weight(50.0)
+
+    target.routing = routing
+    stale = ctl.tick(out.cursor)
+    target.routing = real_routing
+    assert stale.action == "stale" and "no action" in stale.message and stale.cursor == {}
+    assert target.applied == [] and not [e for e in registry.audit_log(NAME) if e.actor == "canary_sensor"]
