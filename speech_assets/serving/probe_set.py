@@ -120,13 +120,32 @@ def probe_set_from_manifest(store, repo: str, commit: str, size: int) -> ProbeSe
     return choose_probe_set(store, repo, commit, size)[0]
 
 
-def choose_probe_set(store, repo: str, commit: str, size: int) -> tuple[ProbeSet, int]:
-    """The probe set chosen from the manifest at `commit`, and how many speakers it spans."""
+# The most utterances a sized probe set grows to: every canary tick sends it through both models (a Whisper model
+# decodes ~0.1-0.4 s an utterance on a CPU), and past the test split's speakers more utterances add no power.
+MAX_PROBE_UTTERANCES = 120
+
+
+def sized_probe_size(size: int, speakers_needed: int | None, speakers_available: int,
+                     cap: int = MAX_PROBE_UTTERANCES) -> int:
+    """How many utterances a probe set takes when its canary's plan asks it to span `speakers_needed` speakers:
+    one a speaker, no more speakers than the test split has, at most `cap` — and never fewer than `size`."""
+    wanted = min(int(speakers_needed or 0), speakers_available, cap)
+    return max(size, wanted)
+
+
+def choose_probe_set(store, repo: str, commit: str, size: int, span_speakers: int | None = None
+                     ) -> tuple[ProbeSet, int]:
+    """The probe set chosen from the manifest at `commit`, and how many speakers it spans; with
+    `span_speakers` (a sample plan's need) it grows to span them, as far as `sized_probe_size` allows."""
     from speech_assets.intake.holdout import read_holdouts
     from speech_assets.intake.manifest import read_manifest_rows, swept_batches
 
     # A batch whose raw audio the retention policy removed keeps its manifest rows but has no audio to probe with.
     swept = set(swept_batches(store, repo, commit))
     rows = [r for r in read_manifest_rows(store, repo, commit) if r.get("batch_id") not in swept]
+    if span_speakers:
+        test_speakers = {str(r.get("speaker_key") or r.get("speaker") or r["utt_id"]) for r in rows
+                         if r.get("split") == "test"}
+        size = sized_probe_size(size, span_speakers, len(test_speakers))
     probe = select_probe_set(rows, commit, size, drift_batches=[p.batch_id for p in read_holdouts(store, repo, commit)])
     return probe, probe_speakers(probe, rows)

@@ -166,8 +166,8 @@ def _probe_set(store: VersionStore, repo: str, commit: str, size: int, choose: b
             plan = None
             if choose and sizing is not None:
                 plan = canary_sample_plan(_champion_rows(store, repo), **sizing)
-                size = max(size, plan.probe_speakers_needed or 0)
-            probe, speakers = choose_probe_set(store, repo, commit, size)
+            probe, speakers = choose_probe_set(store, repo, commit, size,
+                                               span_speakers=plan.probe_speakers_needed if plan else None)
             objects[PROBE_SET_PATH] = probe.to_json()
             if plan is not None:
                 plan = plan.with_probe(speakers)

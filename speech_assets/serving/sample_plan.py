@@ -1,7 +1,7 @@
 """The sample a canary needs before it may promote, sized when its challenger enters.
 
     plan = canary_sample_plan(champion_rows, min_effect=0.02, alpha=0.05, power=0.8, max_error_rate=0.02)
-    probe = select_probe_set(rows, commit, max(size, plan.probe_speakers_needed), ...)   # one utterance a speaker first
+    probe = select_probe_set(rows, commit, sized_probe_size(size, plan.probe_speakers_needed, test_speakers), ...)
     plan = plan.with_probe(probe_speakers=len({...}))      # what the chosen probe set can show
 
 Two kinds of evidence, sized separately, because live requests carry no transcript to score:

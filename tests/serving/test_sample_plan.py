@@ -78,3 +78,15 @@ def test_the_canary_does_not_promote_before_its_planned_live_sample(world):  # n
     # a plan made for another challenger does not hold this one
     other = RoutingState().with_champion(ModelRef("1.1.0", "asr:1.1.0")).with_challenger(ModelRef("2.0.0", "asr:2"), 10)
     assert ctl._sample(other, {}, {}) is None
+
+
+def test_a_sized_probe_set_grows_to_the_speakers_there_are_and_no_further():
+    """The plan may ask for more speakers than exist (1,125 for a spread champion in one demo run): the probe set
+    takes one utterance a speaker up to the test split's speakers and the cap — not the whole test split, which
+    every canary tick would send through both models — and the plan then records the power it has."""
+    from speech_assets.serving.probe_set import MAX_PROBE_UTTERANCES, sized_probe_size
+
+    assert sized_probe_size(30, 1125, 27) == 30  # 27 speakers exist: the usual 30 utterances span them
+    assert sized_probe_size(30, 60, 200) == 60  # the plan's need, one a speaker
+    assert sized_probe_size(30, 1125, 500) == MAX_PROBE_UTTERANCES == 120
+    assert sized_probe_size(30, None, 27) == 30 and sized_probe_size(6, 4, 27) == 6
