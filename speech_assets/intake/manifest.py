@@ -164,6 +164,22 @@ def read_manifest_rows(store, repo: str, ref: str, *, holdouts: bool = True) -> 
     return apply_holdouts(rows, read_holdouts(store, repo, ref))
 
 
+def manifest_rows_with(store, repo: str, ref: str, batch_id: str) -> list[dict]:
+    """`read_manifest_rows` at `ref`, or — when `batch_id` is published at `ref` but the manifest has not been
+    rebuilt with it yet (the features and the manifest are separate runs, in either order) — the manifest that
+    rebuild will publish, from the batch metadata tables at `ref`, with the holdouts applied the same way."""
+    try:
+        rows = read_manifest_rows(store, repo, ref)
+    except NotFoundError:
+        rows = []
+    if any(r.get("batch_id") == batch_id for r in rows):
+        return rows
+    from speech_assets.intake.holdout import apply_holdouts, read_holdouts
+
+    table, _ = manifest_from_metadata(list(read_metadata_tables(store, repo, ref).values()))
+    return apply_holdouts(table.to_pylist(), read_holdouts(store, repo, ref))
+
+
 @dataclass(frozen=True)
 class PublishedManifest:
     read_commit: str  # the main commit whose batch metadata was read

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from speech_assets.features.store import load_features, load_stats
 from speech_assets.intake.holdout import HoldoutPlan, HoldoutPolicy, plan_drift_holdout, read_holdout
-from speech_assets.intake.manifest import read_manifest_rows
+from speech_assets.intake.manifest import manifest_rows_with
 from speech_assets.monitoring.drift import DriftConfig, DriftReport, drift_report
 from speech_assets.monitoring.reference import (
     feature_config_of,
@@ -72,7 +72,7 @@ def judge_batch(store: VersionStore, repo: str, batch_id: str, config: DriftConf
     fc = feature_config_of(transcriber)
     stats = load_stats(store, repo, head, fc, batch_id)
     feats = load_features(store, repo, head, fc, batch_id)
-    all_rows = read_manifest_rows(store, repo, head)
+    all_rows = manifest_rows_with(store, repo, head, batch_id)  # the manifest may not have it yet
     rows = [r for r in all_rows if r["batch_id"] == batch_id]
     confidences = served_confidences(transcriber, samples_of_rows(store, repo, head, rows, feats),
                                      confidence_utterances)
