@@ -28,8 +28,8 @@ The cursor (a JSON-able dict the caller keeps between ticks) holds the window's 
 
 from __future__ import annotations
 
-import math
 import hashlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -214,16 +214,16 @@ class CanaryController:
         cache = dict(cursor.get("probes") or {})
         if cache.get("key") != key:
             cache = {"key": key}
-        started, results = time.monotonic(), {}
+        started, results, probed = time.monotonic(), {}, False
         for side, ref in ((CHALLENGER, routing.challenger), (CHAMPION, routing.champion)):
             kept = cache.get(ref.version)
             if kept and self.clock() - float(kept["at"]) < self.probe_refresh_s:
                 results[side] = ProbeResult(**{k: v for k, v in kept.items() if k != "at"})
                 continue
-            if results.get("probed") and time.monotonic() - started > self.probe_budget_s:
+            if probed and time.monotonic() - started > self.probe_budget_s:
                 break  # this tick already spent its budget on the challenger's pass
             result, _ = self.run_probe(url, side, utterances, api_key=self.api_key, expect_version=ref.version)
-            results[side], results["probed"] = result, True
+            results[side], probed = result, True
             if result.failed_requests == 0:
                 cache[ref.version] = {**asdict(result), "at": self.clock()}
         return results[CHALLENGER], results.get(CHAMPION), {**cursor, "probes": cache}

@@ -64,13 +64,18 @@ def stored_probe_set(store, repo: str, ref: str) -> ProbeSet | None:
         return None
 
 
+def _speaker_of(r: dict) -> str:
+    """A manifest row's speaker (the hashed key where there is one); an utterance without one is its own speaker."""
+    return str(r.get("speaker_key") or r.get("speaker") or r["utt_id"])
+
+
 def _speakers_first(rows: list[dict]) -> list[dict]:
     """One utterance of every speaker first (in the given order), then the rest: a probe set of n utterances spans
     as many speakers as it can (speakers, not utterances, are the unit of a paired comparison)."""
     seen: set[str] = set()
     first, rest = [], []
     for r in rows:
-        spk = str(r.get("speaker_key") or r.get("speaker") or r["utt_id"])
+        spk = _speaker_of(r)
         (rest if spk in seen else first).append(r)
         seen.add(spk)
     return first + rest
@@ -112,7 +117,7 @@ def select_probe_set(rows: Sequence[dict], commit: str, size: int, split: str = 
 
 def probe_speakers(probe: ProbeSet, rows: Sequence[dict]) -> int:
     """How many distinct speakers the probe set's items come from (by the manifest rows)."""
-    spk = {r["utt_id"]: str(r.get("speaker_key") or r.get("speaker") or r["utt_id"]) for r in rows}
+    spk = {r["utt_id"]: _speaker_of(r) for r in rows}
     return len({spk.get(i.utt_id, i.utt_id) for i in probe.items})
 
 
@@ -144,8 +149,7 @@ def choose_probe_set(store, repo: str, commit: str, size: int, span_speakers: in
     swept = set(swept_batches(store, repo, commit))
     rows = [r for r in read_manifest_rows(store, repo, commit) if r.get("batch_id") not in swept]
     if span_speakers:
-        test_speakers = {str(r.get("speaker_key") or r.get("speaker") or r["utt_id"]) for r in rows
-                         if r.get("split") == "test"}
+        test_speakers = {_speaker_of(r) for r in rows if r.get("split") == "test"}
         size = sized_probe_size(size, span_speakers, len(test_speakers))
     probe = select_probe_set(rows, commit, size, drift_batches=[p.batch_id for p in read_holdouts(store, repo, commit)])
     return probe, probe_speakers(probe, rows)

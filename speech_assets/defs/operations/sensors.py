@@ -37,6 +37,7 @@ from speech_assets.serving.probe import scrape
 from speech_assets.serving.recovery import Observed, RecoveryState
 from speech_assets.serving.recovery import decide as decide_recovery
 from speech_assets.serving.rollout import publish_deployment_record
+from speech_assets.storage.audit_log import SERVICE_RECOVERY, new_event, record_event
 from speech_assets.training.artifacts import MODEL_NAME
 
 RUN_FAILURE_INTERVAL_S = settings.sensor_interval_s("run_failure", 30)
@@ -179,8 +180,6 @@ def service_recovery_sensor(context: dg.SensorEvaluationContext, store: VersionS
         publish_deployment_record(vs, store.repository, status, routing,
                                   f"service-recovery-{decision.action}", message)
         # and in the platform audit trail, beside approvals and policy changes: who served what is audited
-        from speech_assets.storage.audit_log import SERVICE_RECOVERY, new_event, record_event
-
         record_event(vs, store.repository, new_event(
             SERVICE_RECOVERY, "service_recovery_sensor", f"asr service {status.url or target.home}",
             f"{decision.action}: {message}"[:300],
